@@ -1,0 +1,44 @@
+"""Opening the database named by DATABASE_URL, and write transactions."""
+
+import peewee
+from playhouse import db_url
+
+from notifier.errors import SettingsError
+
+database = peewee.DatabaseProxy()
+
+# A paid order must survive a power cut: WAL with a full sync on every commit.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "full",
+    "foreign_keys": 1,
+}
+SQLITE_BUSY_SECONDS = 15
+
+
+def connect(url):
+    """Open `url`, bind it to the models' proxy and return the database."""
+    options = {}
+    if url.startswith("sqlite"):
+        # Writers begin IMMEDIATE so two of them never both read first and
+        # then fail to upgrade their lock ("database is locked").
+        options = {
+            "pragmas": SQLITE_PRAGMAS,
+            "timeout": SQLITE_BUSY_SECONDS,
+            "lock_type": "IMMEDIATE",
+        }
+    try:
+        db = db_url.connect(url, **options)
+    except (RuntimeError, ValueError) as exc:
+        raise SettingsError(f"DATABASE_URL cannot be used: {exc}") from None
+    database.initialize(db)
+    return db
+
+
+def is_sqlite():
+    return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+def write_transaction():
+    """A transaction for writes: IMMEDIATE on SQLite, the default elsewhere."""
+    return database.atomic()

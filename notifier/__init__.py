@@ -1,0 +1,1 @@
+"""Durable after-response work: an outbox in the database, a process-wide pool."""

@@ -1,0 +1,105 @@
+"""Email over SMTP: STARTTLS, implicit TLS or plain, always verifying TLS."""
+
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr
+
+from notifier.errors import PermanentError, TransientError
+from notifier.masking import mask_email
+
+log = logging.getLogger("notifier.channels.email")
+
+
+@dataclass(frozen=True)
+class Email:
+    to: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    to_name: str = ""
+
+
+def build_message(email, sender, sender_name=""):
+    """The MIME message: text and HTML alternatives, UTF-8 throughout."""
+    msg = EmailMessage()
+    msg["From"] = formataddr((sender_name, sender)) if sender_name else sender
+    msg["To"] = formataddr((email.to_name, email.to)) if email.to_name else email.to
+    msg["Subject"] = email.subject
+    msg["Message-ID"] = email.message_id
+    msg.set_content(email.text, charset="utf-8")
+    msg.add_alternative(email.html, subtype="html", charset="utf-8")
+    return msg
+
+
+def classify_smtp(exc):
+    """Translate an smtplib/socket error into Transient or PermanentError."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        worst = max(codes) if codes else 550
+        text = f"recipient refused ({worst})"
+        return (TransientError if worst < 500 else PermanentError)(text)
+    code = getattr(exc, "smtp_code", None)
+    if isinstance(code, int):
+        reply = getattr(exc, "smtp_error", b"")
+        if isinstance(reply, bytes):
+            reply = reply.decode("utf-8", "replace")
+        text = f"SMTP {code} {reply}".strip()
+        return (TransientError if 400 <= code < 500 else PermanentError)(text)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return PermanentError(f"SMTP server does not support it: {exc}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return PermanentError(f"TLS certificate not trusted: {exc.verify_message}")
+    if isinstance(exc, (smtplib.SMTPException, OSError)):
+        # Disconnects, refused connections and timeouts pass with time.
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    return None
+
+
+class EmailChannel:
+    name = "smtp"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.context = ssl.create_default_context(cafile=settings.smtp_ca_file)
+
+    def _connect(self):
+        s = self.settings
+        if s.smtp_security == "ssl":
+            client = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self.context
+            )
+        else:
+            client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+        try:
+            if s.smtp_security == "starttls":
+                client.starttls(context=self.context)
+            if s.smtp_username:
+                client.login(s.smtp_username, s.smtp_password or "")
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def send_email(self, email):
+        msg = build_message(email, self.settings.mail_from, self.settings.shop_name)
+        try:
+            client = self._connect()
+            try:
+                client.send_message(msg)
+            finally:
+                try:
+                    client.quit()
+                except (smtplib.SMTPException, OSError):
+                    client.close()
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            error = classify_smtp(exc)
+            log.debug("email to %s failed: %s", mask_email(email.to), error)
+            raise error from exc
+        return email.message_id
+
+    def close(self):
+        pass

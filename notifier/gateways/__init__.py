@@ -1,0 +1,1 @@
+"""Gateways: each turns its own verified callback into a `Payment`."""

@@ -1,0 +1,56 @@
+"""The service's own callback scheme (CONTRACT: /payments/webhook, /return)."""
+
+from notifier import validate
+from notifier.errors import RequestError
+from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
+
+NAME = "generic"
+OUTCOMES = {"payment.succeeded": SUCCEEDED, "payment.failed": FAILED_PAYMENT}
+RETURN_STATUS = {"paid": SUCCEEDED, "failed": FAILED_PAYMENT}
+
+
+def parse_webhook(body):
+    """A Payment from the decoded JSON of a verified webhook."""
+    if not isinstance(body, dict):
+        raise RequestError("body must be a JSON object")
+    event_id = validate.text(body, "id", max_length=191)
+    event_type = validate.text(body, "type", max_length=64)
+    if event_type not in OUTCOMES:
+        raise RequestError("type must be payment.succeeded or payment.failed")
+    outcome = OUTCOMES[event_type]
+    data = validate.need(body, "data", dict)
+    optional = outcome != SUCCEEDED
+    return Payment(
+        gateway=NAME,
+        event_id=event_id,
+        event_type=event_type,
+        outcome=outcome,
+        reference=validate.text(data, "order_reference", max_length=64, where="data."),
+        amount=validate.integer(
+            data, "amount", minimum=0, optional=optional, where="data."
+        ),
+        currency=validate.currency(data, "currency", optional=optional, where="data."),
+        payment_id=validate.text(
+            data, "payment_id", max_length=128, optional=True, where="data."
+        ),
+    )
+
+
+def parse_return(params):
+    """A Payment from the verified query of a browser return."""
+    for name in ("order_reference", "status", "payment_id"):
+        if not params.get(name):
+            raise RequestError(f"{name} is required")
+    status = params["status"]
+    if status not in RETURN_STATUS:
+        raise RequestError("status must be paid or failed")
+    reference = validate.text(params, "order_reference", max_length=64)
+    payment_id = validate.text(params, "payment_id", max_length=128)
+    return Payment(
+        gateway=NAME,
+        event_id=f"return:{payment_id}:{status}",
+        event_type=f"return.{status}",
+        outcome=RETURN_STATUS[status],
+        reference=reference,
+        payment_id=payment_id,
+    )

@@ -1,0 +1,117 @@
+"""The payment transition: one transaction from callback to outbox rows."""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import peewee
+
+from models import Order, PaymentEvent, write_transaction
+from models.order import FAILED, PAID, PENDING
+from notifier import outbox
+from notifier.errors import RequestError
+from notifier.messages import kinds_for
+
+log = logging.getLogger("notifier.payments")
+
+SUCCEEDED = "succeeded"
+FAILED_PAYMENT = "failed"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A verified callback, whatever the gateway: what it says happened."""
+
+    gateway: str
+    event_id: str
+    outcome: str  # SUCCEEDED or FAILED_PAYMENT
+    reference: str
+    event_type: str = ""
+    amount: int | None = None  # None when the callback carries no amount
+    currency: str | None = None
+    payment_id: str | None = None
+
+
+@dataclass
+class Result:
+    status: str  # "paid", "duplicate" or "failed"
+    order: Order | None = None
+    notification_ids: list = field(default_factory=list)
+
+
+def apply(payment, settings, now=None):
+    """Record the event, check it against the order, move the order, enqueue.
+
+    Only the transaction whose conditional update changed the order creates
+    notifications, so repeated callbacks and a racing browser return send
+    nothing new. Raises RequestError(404/422) and changes nothing then.
+    """
+    now = time.time() if now is None else now
+    try:
+        with write_transaction():
+            return _apply(payment, settings, now)
+    except peewee.IntegrityError:
+        # Another transaction recorded the same event id first.
+        log.info("payment event %s seen twice at once", payment.event_id)
+        return Result("duplicate")
+
+
+def _apply(payment, settings, now):
+    order = Order.get_or_none(Order.reference == payment.reference)
+    if order is None:
+        raise RequestError("no order has this reference", 404)
+
+    seen = PaymentEvent.get_or_none(
+        (PaymentEvent.gateway == payment.gateway)
+        & (PaymentEvent.event_id == payment.event_id)
+    )
+    if seen is not None:
+        return Result("duplicate", order)
+
+    if payment.outcome == SUCCEEDED:
+        _check_amount(payment, order)
+    PaymentEvent.create(
+        gateway=payment.gateway,
+        event_id=payment.event_id,
+        order=order,
+        type=payment.event_type or payment.outcome,
+        outcome=payment.outcome,
+        received_at=now,
+    )
+
+    if payment.outcome != SUCCEEDED:
+        Order.update(status=FAILED).where(
+            (Order.id == order.id) & (Order.status == PENDING)
+        ).execute()
+        return Result("failed", order)
+
+    # A failed attempt may be followed by a good one; a paid order stays paid.
+    changed = (
+        Order.update(status=PAID, paid_at=now, payment_id=payment.payment_id)
+        .where((Order.id == order.id) & Order.status.in_((PENDING, FAILED)))
+        .execute()
+    )
+    if changed != 1:
+        return Result("duplicate", order)
+
+    ids = [
+        outbox.enqueue(kind, order=order, now=now)
+        for kind in kinds_for(order, settings)
+    ]
+    log.info(
+        "order %s paid by %s event %s; %d notifications scheduling",
+        order.reference,
+        payment.gateway,
+        payment.event_id,
+        len(ids),
+    )
+    return Result("paid", order, ids)
+
+
+def _check_amount(payment, order):
+    if payment.amount is None and payment.currency is None:
+        return
+    if payment.amount != order.amount:
+        raise RequestError("amount differs from the order", 422)
+    if (payment.currency or "").upper() != order.currency:
+        raise RequestError("currency differs from the order", 422)

@@ -1,0 +1,298 @@
+"""The payment-callback service: HTTP routes, commands, start and stop.
+
+`python server.py` serves with waitress and runs the notifier in the same
+process; `server:app` is the WSGI callable for other servers.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from urllib.parse import urlencode
+
+import bottle
+import waitress
+
+from notifier import orders, payments
+from notifier.errors import NotifierError, RequestError, SettingsError
+from notifier.gateways import generic
+from notifier.settings import Settings
+from notifier.signing import verify_return, verify_webhook
+from notifier.web import (
+    check_bearer,
+    error_body,
+    parse_json,
+    read_body,
+    single_query,
+)
+
+log = logging.getLogger("server")
+
+# waitress refuses larger bodies itself; the app answers 413 above 64 KiB.
+WAITRESS_BODY_LIMIT = 8 * 1024 * 1024
+
+
+def create_app(get_service):
+    """The Bottle app; `get_service()` returns the running Service."""
+    app = bottle.Bottle()
+    app.config["catchall"] = False
+    app.install(_json_errors)
+
+    def _error(res):
+        bottle.response.content_type = "application/json"
+        messages = {404: "no such route", 405: "method not allowed"}
+        return error_body(messages.get(res.status_code, res.body or "error"))
+
+    app.default_error_handler = _error
+
+    @app.post("/orders")
+    def create_order():
+        service = get_service()
+        check_bearer(bottle.request, service.settings.api_token)
+        fields = orders.parse_order(parse_json(read_body(bottle.request)))
+        order = orders.create_order(fields)
+        bottle.response.status = 201
+        return orders.order_json(order)
+
+    @app.get("/orders/<key>")
+    def get_order(key):
+        service = get_service()
+        check_bearer(bottle.request, service.settings.api_token)
+        order = orders.find_order(key)
+        if order is None:
+            raise RequestError("no such order", 404)
+        return orders.order_json(order)
+
+    @app.post("/payments/webhook")
+    def webhook():
+        service = get_service()
+        settings = service.settings
+        if not settings.gateway_secrets:
+            raise RequestError("payments are not configured (GATEWAY_SECRET)", 503)
+        raw = read_body(bottle.request)
+        verify_webhook(
+            raw,
+            bottle.request.get_header("X-Signature"),
+            settings.gateway_secrets,
+            time.time(),
+            settings.signature_tolerance,
+        )
+        payment = generic.parse_webhook(parse_json(raw))
+        result = _apply(service, payment)
+        return {"status": result.status}
+
+    @app.get("/payments/return")
+    def payment_return():
+        service = get_service()
+        settings = service.settings
+        if not settings.gateway_secrets:
+            raise RequestError("payments are not configured (GATEWAY_SECRET)", 503)
+        params = single_query(bottle.request)
+        verify_return(
+            params, settings.gateway_secrets, time.time(), settings.signature_tolerance
+        )
+        payment = generic.parse_return(params)
+        _apply(service, payment)
+        paid = payment.outcome == payments.SUCCEEDED
+        target = settings.success_url if paid else settings.failure_url
+        joiner = "&" if "?" in target else "?"
+        bottle.redirect(target + joiner + urlencode({"order": payment.reference}), 303)
+
+    @app.get("/healthz")
+    def healthz():
+        service = get_service()
+        ok, reason = service.health()
+        if not ok:
+            bottle.response.status = 503
+            return {"status": "unavailable", "error": reason}
+        return {
+            "status": "ok",
+            "in_flight": service.notifier.in_flight(),
+            "channels": service.describe_channels(),
+        }
+
+    return app
+
+
+def _apply(service, payment):
+    """Commit the transition, then hand the new rows to the pool."""
+    result = payments.apply(payment, service.settings)
+    if result.notification_ids:
+        service.notifier.submit(result.notification_ids)
+    return result
+
+
+def _json_errors(callback):
+    """Route plugin: RequestError -> its status; anything else -> a bare 500."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except bottle.HTTPResponse:
+            raise
+        except RequestError as exc:
+            bottle.response.status = exc.status
+            return {"error": str(exc)}
+        except Exception:
+            log.exception("%s %s failed", bottle.request.method, bottle.request.path)
+            bottle.response.status = 500
+            return {"error": "internal error"}
+
+    return wrapper
+
+
+# -- the module-level app for `waitress-serve server:app` -------------------
+
+_service = None
+_service_lock = threading.Lock()
+
+
+def default_service():
+    """The process's Service, started on first use from the environment."""
+    global _service
+    with _service_lock:
+        if _service is None:
+            from notifier.exit import stop_at_exit
+            from notifier.service import Service
+
+            settings = Settings.from_env(os.environ)
+            configure_logging(settings)
+            _service = Service(settings).start()
+            stop_at_exit(_service)
+        return _service
+
+
+app = create_app(default_service)
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def configure_logging(settings):
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+class _Stop(Exception):
+    """Raised in the main thread by a stop signal."""
+
+
+def _install_signals():
+    def stop(signum, frame):
+        # Later signals while draining are only acknowledged.
+        for sig in _stop_signals():
+            signal.signal(sig, _ignore)
+        log.info("signal %s received; stopping", signal.Signals(signum).name)
+        raise _Stop()
+
+    for sig in _stop_signals():
+        signal.signal(sig, stop)
+
+
+def _ignore(signum, frame):
+    log.info("signal %s received while stopping", signal.Signals(signum).name)
+
+
+def _stop_signals():
+    names = ("SIGTERM", "SIGINT", "SIGBREAK")  # SIGBREAK: Ctrl-Break on Windows
+    return [getattr(signal, n) for n in names if hasattr(signal, n)]
+
+
+def serve(settings):
+    global _service
+    from notifier.service import Service
+
+    service = Service(settings).start()
+    _service = service
+    server = waitress.create_server(
+        create_app(lambda: service),
+        host=settings.host,
+        port=settings.port,
+        threads=settings.http_threads,
+        max_request_body_size=WAITRESS_BODY_LIMIT,
+        clear_untrusted_proxy_headers=True,
+    )
+    _install_signals()
+    log.info(
+        "serving on http://%s:%s, channels %s",
+        settings.host,
+        server.effective_port,
+        service.describe_channels(),
+    )
+    try:
+        server.run()
+    except (_Stop, KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
+        stuck = service.stop()
+    return _finish(stuck)
+
+
+def work(settings):
+    """Deliver only, no HTTP: `python server.py worker` on extra hosts."""
+    from notifier.service import Service
+
+    service = Service(settings).start()
+    _install_signals()
+    log.info("worker running, channels %s", service.describe_channels())
+    try:
+        while True:
+            time.sleep(3600)
+    except (_Stop, KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        stuck = service.stop()
+    return _finish(stuck)
+
+
+def _finish(stuck):
+    log.info("stopped")
+    if stuck:
+        # A send outlived the drain deadline; the pool's own exit join has no
+        # deadline, so leave now. Its lease is already released.
+        logging.shutdown()
+        os._exit(0)
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="server.py", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve HTTP and deliver (the default)")
+    commands.add_parser("worker", help="deliver only, no HTTP")
+    commands.add_parser("status", help="notifications per state")
+    retry = commands.add_parser("retry", help="send notifications again")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    retry.add_argument("--dead", action="store_true", help="every dead one")
+    args = parser.parse_args(argv)
+    if args.command == "retry" and not args.ids and not args.dead:
+        parser.error("retry needs notification ids or --dead")
+
+    try:
+        settings = Settings.from_env(os.environ)
+        configure_logging(settings)
+        if args.command in (None, "serve"):
+            return serve(settings)
+        if args.command == "worker":
+            return work(settings)
+        from notifier import cli
+
+        return cli.run(args, settings)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NotifierError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
