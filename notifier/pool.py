@@ -140,6 +140,7 @@ class Notifier:
                     continue
                 if len(self._in_flight) >= self.settings.in_flight_limit:
                     self._set_full(True)
+                    self._backlog = True  # wake the sweeper as room frees up
                     break
                 self._in_flight[nid] = QUEUED
                 if claimed:
