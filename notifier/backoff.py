@@ -1,6 +1,11 @@
 """When to try again: exponential backoff with full jitter."""
 
 import random
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+# A Retry-After longer than the backoff cap is still honoured, up to this.
+RETRY_AFTER_LIMIT = 3600.0
 
 
 def retry_delay(attempts, base, cap, retry_after=None, rand=random.random):
@@ -13,7 +18,7 @@ def retry_delay(attempts, base, cap, retry_after=None, rand=random.random):
     ceiling = min(cap, base * 2 ** max(0, attempts - 1))
     delay = rand() * ceiling
     if retry_after is not None:
-        delay = max(delay, min(float(retry_after), cap))
+        delay = max(delay, min(float(retry_after), max(cap, RETRY_AFTER_LIMIT)))
     return delay
 
 
@@ -22,11 +27,8 @@ def parse_retry_after(value):
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
-    from datetime import datetime, timezone
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

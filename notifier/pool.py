@@ -132,11 +132,20 @@ class Notifier:
     def submit(self, ids, claimed=False):
         """Hand ids to the pool; those that do not fit stay for the sweeper.
 
-        Returns how many were taken."""
-        taken = 0
+        `claimed` ids were already claimed by this process. Returns the ids
+        taken; an id already queued counts as taken (and, when `claimed`, is
+        marked so its job does not claim it again).
+        """
+        taken = []
         for nid in ids:
             with self._lock:
-                if self._stopping or nid in self._in_flight:
+                if self._stopping:
+                    break
+                state = self._in_flight.get(nid)
+                if state is not None:
+                    if claimed and state == QUEUED:
+                        self._claimed.add(nid)
+                        taken.append(nid)
                     continue
                 if len(self._in_flight) >= self.settings.in_flight_limit:
                     self._set_full(True)
@@ -146,14 +155,14 @@ class Notifier:
                 if claimed:
                     self._claimed.add(nid)
             try:
-                self._executor.submit(self._run, nid, claimed)
+                self._executor.submit(self._run, nid)
             except RuntimeError:  # the executor shut down meanwhile
                 with self._lock:
                     self._in_flight.pop(nid, None)
                     self._claimed.discard(nid)
                 break
             log.debug("notification %s scheduling", nid)
-            taken += 1
+            taken.append(nid)
         return taken
 
     def _set_full(self, full):
@@ -168,33 +177,38 @@ class Notifier:
             else:
                 pressure_log.info("pool has room again")
 
-    def _finished(self, nid):
+    def _finished(self, nid, lost_claim=False):
         with self._lock:
             self._in_flight.pop(nid, None)
             self._claimed.discard(nid)
             room = self.settings.in_flight_limit - len(self._in_flight)
             if self._full and room > 0:
                 self._set_full(False)
-            # Refill early while a backlog waits, so threads never idle.
-            if self._backlog and room * 2 >= self.settings.in_flight_limit:
+            # Refill early while a backlog waits, so threads never idle. A lost
+            # claim may be this process's own sweeper, which hands the row
+            # back: look again rather than leave it to the next interval.
+            refill = self._backlog and room * 2 >= self.settings.in_flight_limit
+            if refill or lost_claim:
                 self._wake.set()
             self._lock.notify_all()
 
     # -- running one row ---------------------------------------------------
 
-    def _run(self, nid, claimed):
+    def _run(self, nid):
+        won = True
         try:
             with self._lock:
                 if self._stopping:
                     return
                 self._in_flight[nid] = STARTED
+                claimed = nid in self._claimed
                 self._claimed.discard(nid)
-            self._deliver(nid, claimed)
+            won = self._deliver(nid, claimed)
         except Exception:
             # Most likely the database went away; the lease brings it back.
             log.critical("notification %s: worker error", nid, exc_info=True)
         finally:
-            self._finished(nid)
+            self._finished(nid, lost_claim=not won)
 
     def _deliver(self, nid, claimed):
         settings = self.settings
@@ -202,7 +216,7 @@ class Notifier:
             nid, self.owner, settings.lease_seconds, now=self.clock()
         ):
             log.debug("notification %s taken elsewhere or not due", nid)
-            return
+            return False
 
         row = Notification.get_by_id(nid)
         label = describe(row)
@@ -224,6 +238,7 @@ class Notifier:
                 log.info("%s sent in %.2f s", label, elapsed)
             else:
                 log.warning("%s sent, but its lease was taken meanwhile", label)
+        return True
 
     def _failed(self, row, label, exc, transient):
         error = f"{type(exc).__name__}: {exc}"
@@ -249,8 +264,9 @@ class Notifier:
         with self._lock:
             room = limit - len(self._in_flight)
             busy = list(self._in_flight)
+        # Until this round knows better, a finishing job wakes the next one.
+        self._backlog = True
         if room <= 0:
-            self._backlog = True
             return 0
         ids = outbox.claim_due(
             self.owner,
@@ -261,19 +277,22 @@ class Notifier:
         )
         self._backlog = len(ids) == room
         taken = self.submit(ids, claimed=True)
-        if taken < len(ids):  # stopping: give the claims back at once
-            rest = ids[taken:]
+        rest = sorted(set(ids) - set(taken))
+        if rest:
+            # Stopping, or a job of the fast path had already begun to claim
+            # the row: give the claim back so the next round takes it.
             outbox.release(self.owner, unstarted=rest, only=rest)
         if ids:
-            sweep_log.debug("sweeper handed %d notifications to the pool", taken)
-        return taken
+            sweep_log.debug("sweeper handed %d notifications to the pool", len(taken))
+        return len(taken)
 
     def _sweep_loop(self):
         interval = self.settings.sweep_seconds
         while not self._stop.is_set():
+            # Cleared before the round, so a wake during it is not lost.
+            self._wake.clear()
             try:
                 self.sweep()
             except Exception:
                 sweep_log.error("sweep failed; trying again", exc_info=True)
             self._wake.wait(timeout=interval)
-            self._wake.clear()

@@ -61,7 +61,7 @@ def _digits(env, name):
     if raw is None:
         return None
     digits = raw.lstrip("+")
-    if not digits.isdigit() or not 8 <= len(digits) <= 15:
+    if not digits.isascii() or not digits.isdigit() or not 8 <= len(digits) <= 15:
         raise SettingsError(f"{name} must be a phone number in E.164 digits")
     return digits
 

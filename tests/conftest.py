@@ -4,6 +4,7 @@ import threading
 
 import pytest
 import waitress
+from waitress import wasyncore
 
 import server
 from notifier.service import Service
@@ -80,10 +81,14 @@ class Running:
             return
         self.stopped = True
         self.client.close()
-        self.server.close()
+        # Close every socket from the server's own loop thread (through its
+        # trigger), so the loop ends with an empty map instead of selecting
+        # on a socket closed under it.
+        sockets = self.server._map
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
+        self.thread.join(timeout=5)
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         self.service.stop()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture

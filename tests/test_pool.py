@@ -88,9 +88,7 @@ def test_backlog_is_delivered_once_with_bounded_ids_in_flight(db):
     assert sorted(task.runs) == ids
     assert most_in_flight <= 10
     assert task.most_active <= 4
-    assert {r.provider_id for r in Notification.select()} == {
-        f"done-{i}" for i in ids
-    }
+    assert {r.provider_id for r in Notification.select()} == {f"done-{i}" for i in ids}
 
 
 def test_submit_beyond_the_limit_leaves_rows_for_the_sweeper(db):
@@ -103,10 +101,9 @@ def test_submit_beyond_the_limit_leaves_rows_for_the_sweeper(db):
     )
     notifier.start()
     try:
-        assert notifier.submit(ids) <= 2
+        assert len(notifier.submit(ids)) <= 2
         assert notifier.in_flight() <= 2
-        gate.set()
-        notifier._wake.set()  # the sweeper would find them at its next round
+        gate.set()  # finishing jobs wake the sweeper long before its 30 s
         wait_until(lambda: states()["sent"] == 6)
     finally:
         notifier.shutdown()
@@ -171,28 +168,34 @@ def test_unknown_kind_is_dead_with_a_clear_error(db):
 
 def test_shutdown_waits_up_to_the_deadline_and_releases_the_rest(db):
     release = threading.Event()
+    started = []
     registry = TaskRegistry()
-    registry.task("stuck")(lambda row, ctx: release.wait(30) and "late")
-    ids = enqueue("stuck", 12)
-    notifier = Notifier(
-        settings(threads=2, max_in_flight=12), registry, context=None
-    )
-    notifier.start()
-    notifier.submit(ids)
-    wait_until(lambda: states()["running"] == 2)
 
-    started = time.monotonic()
+    @registry.task("stuck")
+    def stuck_task(row, ctx):
+        started.append(row.id)
+        return release.wait(30) and "late"
+
+    enqueue("stuck", 12)
+    notifier = Notifier(settings(threads=2, max_in_flight=12), registry, None)
+    notifier.start()
+    wait_until(lambda: len(started) == 2)
+
+    began = time.monotonic()
     left, stuck = notifier.shutdown(deadline=0.5)
-    took = time.monotonic() - started
+    took = time.monotonic() - began
     release.set()
 
     assert stuck is True
     assert 0.4 < took < 5
-    counts = states()
-    assert counts["running"] == 0 and counts["pending"] == 12
-    assert len(left) == 2  # the two that were running; the rest never started
-    rows = Notification.select()
-    assert all(r.owner is None and r.next_attempt_at <= time.time() for r in rows)
+    assert len(left) == 12  # every claimed row is handed back
+    rows = list(Notification.select())
+    assert all(r.state == "pending" and r.owner is None for r in rows)
+    assert all(r.next_attempt_at <= time.time() for r in rows)
+    # The two sends that began used an attempt; the queued ones got theirs back.
+    attempts = {r.id: r.attempts for r in rows}
+    assert sorted(attempts[i] for i in started) == [1, 1]
+    assert {a for i, a in attempts.items() if i not in started} == {0}
 
 
 def test_shutdown_with_nothing_running_is_quick(db):
