@@ -172,11 +172,14 @@ app = create_app(default_service)
 
 
 def configure_logging(settings):
+    """Log to stderr unless the host (waitress-serve, say) set logging up;
+    either way our own loggers take LOG_LEVEL."""
     logging.basicConfig(
-        level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for name in ("server", "notifier"):
+        logging.getLogger(name).setLevel(settings.log_level)
 
 
 class _Stop(Exception):
