@@ -119,9 +119,10 @@ def create_app(get_service):
 
 def _apply(service, payment):
     """Commit the transition, then hand the new rows to the pool."""
-    result = payments.apply(payment, service.settings)
+    claim = service.notifier.fast_claim()
+    result = payments.apply(payment, service.settings, claim=claim)
     if result.notification_ids:
-        service.notifier.submit(result.notification_ids)
+        service.notifier.hand_over(result.notification_ids, claimed=claim is not None)
     return result
 
 

@@ -1,5 +1,8 @@
 """Opening the database named by DATABASE_URL, and write transactions."""
 
+import threading
+from contextlib import contextmanager
+
 import peewee
 from playhouse import db_url
 
@@ -39,6 +42,19 @@ def is_sqlite():
     return isinstance(database.obj, peewee.SqliteDatabase)
 
 
+# SQLite has one writer at a time. Writers of this process queue on a lock
+# instead of in SQLite's busy handler, which sleeps up to 100 ms between
+# tries and lets newcomers overtake: that sleep was most of the tail latency.
+# Other processes on the same file still meet the busy timeout.
+_sqlite_writer = threading.RLock()
+
+
+@contextmanager
 def write_transaction():
     """A transaction for writes: IMMEDIATE on SQLite, the default elsewhere."""
-    return database.atomic()
+    if is_sqlite():
+        with _sqlite_writer, database.atomic():
+            yield
+    else:
+        with database.atomic():
+            yield

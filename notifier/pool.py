@@ -165,6 +165,24 @@ class Notifier:
             taken.append(nid)
         return taken
 
+    def fast_claim(self):
+        """A Claim for rows about to be committed, if the pool has room."""
+        with self._lock:
+            room = len(self._in_flight) < self.settings.in_flight_limit
+        if self._stopping or not room:
+            return None
+        return outbox.Claim(self.owner, self.settings.lease_seconds)
+
+    def hand_over(self, ids, claimed):
+        """Submit committed ids; give back the claims of those not taken."""
+        taken = self.submit(ids, claimed=claimed)
+        rest = sorted(set(ids) - set(taken))
+        if claimed and rest:
+            # Stopping, full, or a job of the fast path had already begun to
+            # claim the row: release it so the next round takes it.
+            outbox.release(self.owner, unstarted=rest, only=rest)
+        return taken
+
     def _set_full(self, full):
         # Back-pressure is logged when it changes, not per job.
         if full != self._full:
@@ -182,7 +200,7 @@ class Notifier:
             self._in_flight.pop(nid, None)
             self._claimed.discard(nid)
             room = self.settings.in_flight_limit - len(self._in_flight)
-            if self._full and room > 0:
+            if self._full and room * 2 >= self.settings.in_flight_limit:
                 self._set_full(False)
             # Refill early while a backlog waits, so threads never idle. A lost
             # claim may be this process's own sweeper, which hands the row
@@ -276,12 +294,7 @@ class Notifier:
             now=self.clock(),
         )
         self._backlog = len(ids) == room
-        taken = self.submit(ids, claimed=True)
-        rest = sorted(set(ids) - set(taken))
-        if rest:
-            # Stopping, or a job of the fast path had already begun to claim
-            # the row: give the claim back so the next round takes it.
-            outbox.release(self.owner, unstarted=rest, only=rest)
+        taken = self.hand_over(ids, claimed=True)
         if ids:
             sweep_log.debug("sweeper handed %d notifications to the pool", len(taken))
         return len(taken)

@@ -34,9 +34,10 @@ class Service:
 
     def defer(self, kind, payload=None, order=None):
         """Run task `kind` after this call returns, durably; returns the id."""
+        claim = self.notifier.fast_claim()
         with write_transaction():
-            nid = outbox.enqueue(kind, order=order, payload=payload)
-        self.notifier.submit([nid])
+            nid = outbox.enqueue(kind, order=order, payload=payload, claim=claim)
+        self.notifier.hand_over([nid], claimed=claim is not None)
         return nid
 
     def stop(self, deadline=None):
