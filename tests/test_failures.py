@@ -262,6 +262,7 @@ def test_smtp_down_keeps_it_pending_until_the_server_is_back(make_service, smtp)
         lambda n: (
             n["email_customer"]["state"] == "pending"
             and n["email_customer"]["last_error"] is not None
+            and n["whatsapp_admin"]["state"] != "running"
         ),
     )
     email = by_kind(order)["email_customer"]

@@ -3,6 +3,8 @@
 import logging
 import smtplib
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr
@@ -60,11 +62,17 @@ def classify_smtp(exc):
 
 
 class EmailChannel:
+    """Sends over SMTP, keeping one connection per pool thread between sends."""
+
     name = "smtp"
+    idle_seconds = 30.0  # a kept connection idle longer is replaced before use
 
     def __init__(self, settings):
         self.settings = settings
         self.context = ssl.create_default_context(cafile=settings.smtp_ca_file)
+        self._local = threading.local()
+        self._open = set()
+        self._open_lock = threading.Lock()
 
     def _connect(self):
         s = self.settings
@@ -82,19 +90,55 @@ class EmailChannel:
         except BaseException:
             client.close()
             raise
+        with self._open_lock:
+            self._open.add(client)
         return client
+
+    def _client(self):
+        """This thread's connection and whether it was kept from before."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            if time.monotonic() - self._local.used < self.idle_seconds:
+                return client, True
+            self._drop(client)
+        self._local.client = self._connect()
+        return self._local.client, False
+
+    def _drop(self, client):
+        self._local.client = None
+        with self._open_lock:
+            self._open.discard(client)
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()
+
+    def _send(self, msg):
+        client, kept = self._client()
+        try:
+            client.send_message(msg)
+        except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
+            raise  # the server answered; the connection stays good
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            self._drop(client)
+            if not kept:
+                raise
+            # The server closed a kept connection meanwhile: one fresh try.
+            client, _ = self._client()
+            try:
+                client.send_message(msg)
+            except BaseException:
+                self._drop(client)
+                raise
+        except BaseException:
+            self._drop(client)
+            raise
+        self._local.used = time.monotonic()
 
     def send_email(self, email):
         msg = build_message(email, self.settings.mail_from, self.settings.shop_name)
         try:
-            client = self._connect()
-            try:
-                client.send_message(msg)
-            finally:
-                try:
-                    client.quit()
-                except (smtplib.SMTPException, OSError):
-                    client.close()
+            self._send(msg)
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             error = classify_smtp(exc)
             log.debug("email to %s failed: %s", mask_email(email.to), error)
@@ -102,4 +146,11 @@ class EmailChannel:
         return email.message_id
 
     def close(self):
-        pass
+        """Say goodbye on every kept connection (at shutdown)."""
+        with self._open_lock:
+            clients, self._open = list(self._open), set()
+        for client in clients:
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                client.close()

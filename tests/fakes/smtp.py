@@ -37,6 +37,7 @@ class Received:
     message: EmailMessage
     tls: bool = False
     at: float = field(default_factory=time.monotonic)
+    peer: tuple | None = None  # the client's (host, port): one per connection
 
 
 def _free_port() -> int:
@@ -190,6 +191,7 @@ class SmtpStandIn:
                 raw=raw,
                 message=_parse(raw),
                 tls=self.implicit_tls or session.ssl is not None,
+                peer=tuple(session.peer) if session.peer else None,
             )
             with self._cond:
                 self._messages.append(received)

@@ -1,0 +1,71 @@
+"""The SMTP channel keeps one connection per thread and recovers a dropped one."""
+
+import pytest
+
+from notifier.channels.email import Email, EmailChannel
+from notifier.errors import TransientError
+from notifier.settings import Settings
+
+
+def email(n):
+    return Email(
+        to="laila@example.com",
+        subject=f"Order A-{n}",
+        text="نص",
+        html="<p>نص</p>",
+        message_id=f"<notification-{n}@localhost>",
+    )
+
+
+@pytest.fixture
+def channel(smtp):
+    settings = Settings(smtp_host=smtp.host, smtp_port=smtp.port, smtp_security="none")
+    channel = EmailChannel(settings)
+    yield channel
+    channel.close()
+
+
+def test_consecutive_emails_share_one_connection(channel, smtp):
+    for n in range(3):
+        channel.send_email(email(n))
+    received = smtp.wait_for(3)
+    assert len({m.peer for m in received}) == 1
+    assert [m.message["Message-ID"] for m in received] == [
+        f"<notification-{n}@localhost>" for n in range(3)
+    ]
+
+
+def test_a_rejected_message_keeps_the_connection(channel, smtp):
+    channel.send_email(email(0))
+    smtp.script("451 4.3.0 Try again later")
+    with pytest.raises(TransientError):
+        channel.send_email(email(1))
+    channel.send_email(email(2))
+    received = smtp.wait_for(2)
+    assert len({m.peer for m in received}) == 1
+
+
+def test_a_connection_the_server_dropped_is_replaced_once(channel, smtp):
+    channel.send_email(email(0))
+    smtp.stop()  # closes every open connection
+    smtp.start()
+    channel.send_email(email(1))
+    before, after = smtp.wait_for(2)
+    assert after.message["Message-ID"] == email(1).message_id
+    assert before.peer != after.peer
+    assert smtp.attempts == 2  # the dropped connection cost no failed send
+
+
+def test_server_gone_is_transient(channel, smtp):
+    channel.send_email(email(0))
+    smtp.stop()
+    with pytest.raises(TransientError):
+        channel.send_email(email(1))
+
+
+def test_idle_connection_is_replaced_before_use(channel, smtp):
+    channel.idle_seconds = 0.0
+    channel.send_email(email(0))
+    channel.send_email(email(1))
+    received = smtp.wait_for(2)
+    assert len({m.peer for m in received}) == 2
