@@ -183,8 +183,9 @@ def configure_logging(settings):
         logging.getLogger(name).setLevel(settings.log_level)
 
 
-class _Stop(Exception):
-    """Raised in the main thread by a stop signal."""
+class _Stop(SystemExit):
+    """Raised in the main thread by a stop signal. A SystemExit, because
+    waitress lets only that (and KeyboardInterrupt) out of its loop."""
 
 
 def _install_signals():
@@ -234,8 +235,10 @@ def serve(settings):
     except (_Stop, KeyboardInterrupt, SystemExit):
         pass
     finally:
-        server.close()
+        # Requests in progress finish first: they still use the server's
+        # trigger, which close() closes.
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
+        server.close()
         stuck = service.stop()
     return _finish(stuck)
 

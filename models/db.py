@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import peewee
 from playhouse import db_url
 
-from notifier.errors import SettingsError
+from notifier.errors import NotifierError, SettingsError
 
 database = peewee.DatabaseProxy()
 
@@ -34,6 +34,16 @@ def connect(url):
         db = db_url.connect(url, **options)
     except (RuntimeError, ValueError) as exc:
         raise SettingsError(f"DATABASE_URL cannot be used: {exc}") from None
+    if isinstance(db, peewee.SqliteDatabase) and db.database in ("", ":memory:"):
+        # Each thread would get a database of its own.
+        raise SettingsError("DATABASE_URL must name a file, not in-memory SQLite")
+    try:
+        db.connect(reuse_if_open=True)
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if isinstance(db, peewee.SqliteDatabase):
+            raise SettingsError(f"DATABASE_URL cannot be opened: {reason}") from None
+        raise NotifierError(f"database unreachable: {reason}") from None
     database.initialize(db)
     return db
 

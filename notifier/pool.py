@@ -89,7 +89,11 @@ class Notifier:
             return [], False
         deadline = self.settings.drain_seconds if deadline is None else deadline
         log.info("notifier %s stopping: draining up to %.1f s", self.owner, deadline)
-        self._stopping = True
+        with self._lock:
+            # From here on no queued id starts (see _run): note which they are.
+            self._stopping = True
+            queued = [n for n, state in self._in_flight.items() if state == QUEUED]
+            unstarted = set(self._claimed)
         self._stop.set()
         self._wake.set()
         self._sweeper.join(timeout=max(1.0, deadline))
@@ -97,19 +101,18 @@ class Notifier:
 
         end = time.monotonic() + deadline
         with self._lock:
-            for nid, state in list(self._in_flight.items()):
-                if state == QUEUED:  # cancelled above, will never run
-                    del self._in_flight[nid]
+            for nid in queued:
+                self._in_flight.pop(nid, None)
             while self._in_flight and time.monotonic() < end:
                 self._lock.wait(timeout=end - time.monotonic())
             stuck = sorted(self._in_flight)
-            unstarted = set(self._claimed)
 
         try:
-            left = outbox.release(self.owner, unstarted=unstarted)
+            released = outbox.release(self.owner, unstarted=unstarted)
         except Exception:
             log.exception("notifier %s could not release its leases", self.owner)
-            left = stuck
+            released = stuck
+        left = sorted(set(released) | set(queued))
         if left:
             log.warning(
                 "notifier %s stopped; %d notifications left for the next start: %s",

@@ -10,6 +10,7 @@ import server
 from notifier.service import Service
 from notifier.settings import Settings
 from tests.client import SECRET, TOKEN, Client
+from tests.databases import drop_run_databases
 from tests.fakes.smtp import SmtpStandIn
 from tests.fakes.whatsapp import WhatsAppStandIn
 
@@ -111,3 +112,7 @@ def make_service(tmp_path, smtp, whatsapp):
 def live(make_service):
     """The service with default test settings."""
     return make_service()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    drop_run_databases()

@@ -10,17 +10,14 @@ from notifier import outbox, payments
 from notifier.orders import create_order, parse_order
 from notifier.settings import Settings
 from tests.client import order_body
-from tests.databases import database_params, open_fresh
+from tests.databases import database_params, open_fresh, resolve
 
 SETTINGS = Settings(admin_whatsapp="966500000001")
 
 
 @pytest.fixture(params=database_params())
 def db(request, tmp_path):
-    url = request.param
-    if url == "sqlite":
-        url = f"sqlite:///{tmp_path / 'outbox.db'}"
-    database = open_fresh(url)
+    database = open_fresh(resolve(request.param, tmp_path))
     yield database
     database.close()
 

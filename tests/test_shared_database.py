@@ -14,19 +14,17 @@ from notifier.orders import create_order, parse_order
 from notifier.settings import Settings
 from tests.client import order_body
 from tests.conftest import service_env
-from tests.databases import MYSQL_URL, POSTGRES_URL, open_fresh
+from tests.databases import database_params, open_fresh, server_url
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = [
-    pytest.param(POSTGRES_URL, id="postgres", marks=pytest.mark.postgres),
-    pytest.param(MYSQL_URL, id="mysql", marks=pytest.mark.mysql),
-]
+SHARED = database_params(("postgres", "mysql"))
 
 
-@pytest.mark.parametrize("url", SHARED)
+@pytest.mark.parametrize("server", SHARED)
 def test_paid_order_is_delivered_on_a_server_database(
-    url, make_service, smtp, whatsapp
+    server, make_service, smtp, whatsapp
 ):
+    url = server_url(server)
     open_fresh(url).close()
     live = make_service(DATABASE_URL=url)
     live.client.create_order("PG-1")
@@ -48,10 +46,11 @@ def start_worker(env, log_path):
     )
 
 
-@pytest.mark.parametrize("url", SHARED)
+@pytest.mark.parametrize("server", SHARED)
 def test_two_worker_hosts_share_a_backlog_without_sending_twice(
-    url, tmp_path, smtp, whatsapp
+    server, tmp_path, smtp, whatsapp
 ):
+    url = server_url(server)
     open_fresh(url)
     settings = Settings(admin_whatsapp="966500000001")
     orders = 40
