@@ -25,6 +25,7 @@ from notifier.web import (
     check_bearer,
     error_body,
     parse_json,
+    raw_header,
     read_body,
     single_query,
 )
@@ -75,7 +76,7 @@ def create_app(get_service):
         raw = read_body(bottle.request)
         verify_webhook(
             raw,
-            bottle.request.get_header("X-Signature"),
+            raw_header(bottle.request, "X-Signature", None),
             settings.gateway_secrets,
             time.time(),
             settings.signature_tolerance,

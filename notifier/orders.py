@@ -26,7 +26,10 @@ def parse_order(body):
         "gateway_order_id": v.text(
             body, "gateway_order_id", max_length=64, optional=True
         ),
-        "address": v.text(body, "address", max_length=2000, optional=True) or "",
+        "address": v.text(
+            body, "address", max_length=2000, optional=True, multiline=True
+        )
+        or "",
         "customer_name": v.text(customer, "name", max_length=200, where="customer."),
         "customer_email": v.email(customer, "email", where="customer."),
         "customer_phone": v.phone(customer, "phone", optional=True, where="customer."),

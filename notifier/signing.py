@@ -32,7 +32,12 @@ def parse_signature_header(header):
             timestamp = value.strip()
         elif key == "v1":
             signatures.append(value.strip().lower())
-    if timestamp is None or not timestamp.isascii() or not timestamp.isdigit():
+    if (
+        timestamp is None
+        or not timestamp.isascii()
+        or not timestamp.isdigit()
+        or len(timestamp) > 12
+    ):
         raise RequestError("signature header has no valid timestamp", 401)
     if not signatures:
         raise RequestError("signature header has no v1 signature", 401)
@@ -84,7 +89,7 @@ def verify_return(params, secrets, now, tolerance):
     """Raise RequestError(401) unless the query's signature and t are good."""
     offered = (params.get("signature") or "").strip().lower()
     stamp = params.get("t") or ""
-    if not offered or not stamp.isascii() or not stamp.isdigit():
+    if not offered or not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
         raise RequestError("missing signature or timestamp", 401)
     _check_fresh(int(stamp), now, tolerance)
     expected = [sign_return(params, secret) for secret in secrets]

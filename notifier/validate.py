@@ -22,7 +22,7 @@ def _kind_name(kind):
     return {int: "an integer", str: "a string", dict: "an object", list: "a list"}[kind]
 
 
-def text(data, name, *, max_length, optional=False, where=""):
+def text(data, name, *, max_length, optional=False, multiline=False, where=""):
     value = need(data, name, str, optional=optional, where=where)
     if value is None:
         return None
@@ -31,8 +31,13 @@ def text(data, name, *, max_length, optional=False, where=""):
         raise RequestError(f"{where}{name} must not be empty")
     if len(value) > max_length:
         raise RequestError(f"{where}{name} is longer than {max_length} characters")
-    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+    allowed = "\n\t" if multiline else ""
+    if any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value):
         raise RequestError(f"{where}{name} contains control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+        raise RequestError(f"{where}{name} is not valid Unicode") from None
     return value or None
 
 

@@ -36,21 +36,30 @@ def parse_json(raw):
         raise RequestError("body is not valid JSON") from None
 
 
+def raw_header(request, name, default=""):
+    """A header as the WSGI server passed it (latin-1 text): never a decode
+    error, whatever bytes a client sent."""
+    return request.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
+
+
 def check_bearer(request, token):
     """RequestError unless the Authorization header carries `token`."""
     if not token:
         raise RequestError("the orders API is not configured (API_TOKEN)", 503)
-    header = request.get_header("Authorization", "")
+    header = raw_header(request, "Authorization")
     scheme, _, offered = header.partition(" ")
     if scheme.lower() != "bearer" or not offered:
         raise RequestError("missing bearer token", 401)
-    if not hmac.compare_digest(offered.strip().encode(), token.encode()):
+    if not hmac.compare_digest(offered.strip().encode("latin-1"), token.encode()):
         raise RequestError("bad bearer token", 401)
 
 
 def single_query(request):
     """Query parameters as a dict of UTF-8 strings; a repeated name is bad."""
-    query = request.query.decode("utf-8")
+    try:
+        query = request.query.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("query string is not UTF-8") from None
     params = {}
     for key in query.keys():
         values = query.getall(key)

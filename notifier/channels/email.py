@@ -136,7 +136,10 @@ class EmailChannel:
         self._local.used = time.monotonic()
 
     def send_email(self, email):
-        msg = build_message(email, self.settings.mail_from, self.settings.shop_name)
+        try:
+            msg = build_message(email, self.settings.mail_from, self.settings.shop_name)
+        except ValueError as exc:  # e.g. a header that cannot be encoded
+            raise PermanentError(f"message cannot be built: {exc}") from exc
         try:
             self._send(msg)
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:

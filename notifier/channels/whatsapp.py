@@ -37,7 +37,8 @@ class TemplateMessage:
                     {
                         "type": "body",
                         "parameters": [
-                            {"type": "text", "text": str(p)} for p in self.parameters
+                            {"type": "text", "text": one_line(p)}
+                            for p in self.parameters
                         ],
                     }
                 ],
@@ -47,6 +48,12 @@ class TemplateMessage:
             # Echoed back in status webhooks: tells a repeated send apart.
             body["biz_opaque_callback_data"] = self.key
         return body
+
+
+def one_line(value):
+    """A template parameter as the Cloud API takes it: no newlines or tabs
+    and no long runs of spaces (it refuses those with code 132018)."""
+    return " ".join(str(value).split())
 
 
 def classify_response(response):
