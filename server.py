@@ -67,12 +67,15 @@ def create_app(get_service):
             raise RequestError("no such order", 404)
         return orders.order_json(order)
 
+    def payment_service():
+        service = get_service()
+        if not service.settings.gateway_secrets:
+            raise RequestError("payments are not configured (GATEWAY_SECRET)", 503)
+        return service, service.settings
+
     @app.post("/payments/webhook")
     def webhook():
-        service = get_service()
-        settings = service.settings
-        if not settings.gateway_secrets:
-            raise RequestError("payments are not configured (GATEWAY_SECRET)", 503)
+        service, settings = payment_service()
         raw = read_body(bottle.request)
         verify_webhook(
             raw,
@@ -87,10 +90,7 @@ def create_app(get_service):
 
     @app.get("/payments/return")
     def payment_return():
-        service = get_service()
-        settings = service.settings
-        if not settings.gateway_secrets:
-            raise RequestError("payments are not configured (GATEWAY_SECRET)", 503)
+        service, settings = payment_service()
         params = single_query(bottle.request)
         verify_return(
             params, settings.gateway_secrets, time.time(), settings.signature_tolerance

@@ -1,11 +1,11 @@
 """Opening the database named by DATABASE_URL, and write transactions."""
 
-import threading
 from contextlib import contextmanager
 
 import peewee
 from playhouse import db_url
 
+from models.turns import WriterTurns
 from notifier.errors import NotifierError, SettingsError
 
 database = peewee.DatabaseProxy()
@@ -52,18 +52,18 @@ def is_sqlite():
     return isinstance(database.obj, peewee.SqliteDatabase)
 
 
-# SQLite has one writer at a time. Writers of this process queue on a lock
-# instead of in SQLite's busy handler, which sleeps up to 100 ms between
-# tries and lets newcomers overtake: that sleep was most of the tail latency.
-# Other processes on the same file still meet the busy timeout.
-_sqlite_writer = threading.RLock()
+_turns = WriterTurns()
 
 
 @contextmanager
-def write_transaction():
-    """A transaction for writes: IMMEDIATE on SQLite, the default elsewhere."""
+def write_transaction(background=False):
+    """A transaction for writes: IMMEDIATE on SQLite, the default elsewhere.
+
+    On SQLite the writers of this process take turns (see models.turns);
+    `background` writers (the notifier's own) yield to the others.
+    """
     if is_sqlite():
-        with _sqlite_writer, database.atomic():
+        with _turns.turn(background), database.atomic():
             yield
     else:
         with database.atomic():

@@ -79,7 +79,7 @@ def claim_one(notification_id, owner, lease_seconds, now=None):
     query = _claim_update(owner, now, lease_seconds).where(
         (Notification.id == notification_id) & _due(now)
     )
-    with write_transaction():
+    with write_transaction(background=True):
         return query.execute() == 1
 
 
@@ -101,7 +101,7 @@ def claim_due(owner, lease_seconds, limit, exclude=(), now=None):
     if not is_sqlite():
         query = query.for_update(skip_locked=True)
 
-    with write_transaction():
+    with write_transaction(background=True):
         ids = [row.id for row in query]
         if ids:
             update = _claim_update(owner, now, lease_seconds).where(N.id.in_(ids))
@@ -126,7 +126,7 @@ def mark_sent(notification_id, owner, provider_id, now=None):
         lease_until=None,
         last_error=None,
     ).where(_owned(notification_id, owner))
-    with write_transaction():
+    with write_transaction(background=True):
         return query.execute() == 1
 
 
@@ -138,7 +138,7 @@ def mark_retry(notification_id, owner, error, at):
         owner=None,
         last_error=error[:ERROR_LIMIT],
     ).where(_owned(notification_id, owner))
-    with write_transaction():
+    with write_transaction(background=True):
         return query.execute() == 1
 
 
@@ -148,7 +148,7 @@ def mark_dead(notification_id, owner, error):
         lease_until=None,
         last_error=error[:ERROR_LIMIT],
     ).where(_owned(notification_id, owner))
-    with write_transaction():
+    with write_transaction(background=True):
         return query.execute() == 1
 
 
@@ -163,7 +163,7 @@ def release(owner, unstarted=(), only=None, now=None):
     held = (N.owner == owner) & (N.state == RUNNING)
     if only is not None:
         held &= N.id.in_(list(only))
-    with write_transaction():
+    with write_transaction(background=True):
         ids = [row.id for row in N.select(N.id).where(held)]
         if unstarted:
             N.update(attempts=N.attempts - 1).where(

@@ -29,54 +29,44 @@ def _unreachable(name, exc):
     pytest.skip(message)
 
 
+def _admin(name):
+    """An autocommitting connection to server `name` as its admin user."""
+    url = SERVERS[name]
+    if name == "postgres":
+        import psycopg2
+
+        conn = psycopg2.connect(url.replace("postgresql://", "postgres://"))
+        conn.autocommit = True
+        return conn, '"'
+    import pymysql
+
+    user, host, port = re.match(r"mysql://([^@:]+)@([^:/]+):?(\d*)/", url).groups()
+    conn = pymysql.connect(host=host, port=int(port or 3306), user=user)
+    return conn, "`"
+
+
 def server_url(name):
     """URL of this run's own database on server `name` ("postgres"/"mysql")."""
     if name not in _created:
-        admin = SERVERS[name]
         try:
-            if name == "postgres":
-                import psycopg2
-
-                conn = psycopg2.connect(admin.replace("postgresql://", "postgres://"))
-                conn.autocommit = True
-                conn.cursor().execute(f'CREATE DATABASE "{RUN_NAME}"')
-            else:
-                import pymysql
-
-                parts = re.match(r"mysql://([^@:]+)@([^:/]+):?(\d*)/", admin)
-                user, host, port = parts.group(1), parts.group(2), parts.group(3)
-                conn = pymysql.connect(host=host, port=int(port or 3306), user=user)
-                conn.cursor().execute(f"CREATE DATABASE `{RUN_NAME}`")
+            conn, quote = _admin(name)
+            conn.cursor().execute(f"CREATE DATABASE {quote}{RUN_NAME}{quote}")
             conn.close()
         except Exception as exc:  # any driver's connection error
             _unreachable(name, exc)
-        _created[name] = admin.rsplit("/", 1)[0] + "/" + RUN_NAME
+        _created[name] = SERVERS[name].rsplit("/", 1)[0] + "/" + RUN_NAME
     return _created[name]
 
 
 def drop_run_databases():
     """Drop what server_url created; called once at the end of the run."""
     for name in list(_created):
-        admin = SERVERS[name]
+        force = " WITH (FORCE)" if name == "postgres" else ""
         try:
-            if name == "postgres":
-                import psycopg2
-
-                conn = psycopg2.connect(admin.replace("postgresql://", "postgres://"))
-                conn.autocommit = True
-                conn.cursor().execute(
-                    f'DROP DATABASE IF EXISTS "{RUN_NAME}" WITH (FORCE)'
-                )
-            else:
-                import pymysql
-
-                parts = re.match(r"mysql://([^@:]+)@([^:/]+):?(\d*)/", admin)
-                conn = pymysql.connect(
-                    host=parts.group(2),
-                    port=int(parts.group(3) or 3306),
-                    user=parts.group(1),
-                )
-                conn.cursor().execute(f"DROP DATABASE IF EXISTS `{RUN_NAME}`")
+            conn, quote = _admin(name)
+            conn.cursor().execute(
+                f"DROP DATABASE IF EXISTS {quote}{RUN_NAME}{quote}{force}"
+            )
             conn.close()
         except Exception:
             pass  # best effort: a leftover database holds only test rows

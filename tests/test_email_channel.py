@@ -3,7 +3,7 @@
 import pytest
 
 from notifier.channels.email import Email, EmailChannel
-from notifier.errors import TransientError
+from notifier.errors import PermanentError, TransientError
 from notifier.settings import Settings
 
 
@@ -69,3 +69,12 @@ def test_idle_connection_is_replaced_before_use(channel, smtp):
     channel.send_email(email(1))
     received = smtp.wait_for(2)
     assert len({m.peer for m in received}) == 2
+
+
+def test_a_refused_first_message_keeps_a_usable_connection(channel, smtp):
+    smtp.script("550 5.7.1 Rejected")
+    with pytest.raises(PermanentError):
+        channel.send_email(email(0))
+    channel.send_email(email(1))
+    (received,) = smtp.wait_for(1)
+    assert received.message["Message-ID"] == email(1).message_id

@@ -102,6 +102,7 @@ class EmailChannel:
                 return client, True
             self._drop(client)
         self._local.client = self._connect()
+        self._local.used = time.monotonic()
         return self._local.client, False
 
     def _drop(self, client):
@@ -118,6 +119,7 @@ class EmailChannel:
         try:
             client.send_message(msg)
         except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
+            self._local.used = time.monotonic()
             raise  # the server answered; the connection stays good
         except (smtplib.SMTPServerDisconnected, ConnectionError):
             self._drop(client)
