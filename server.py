@@ -225,6 +225,7 @@ def serve(settings):
         clear_untrusted_proxy_headers=True,
     )
     _install_signals()
+    _warn_unconfigured(settings)
     log.info(
         "serving on http://%s:%s, channels %s",
         settings.host,
@@ -242,6 +243,13 @@ def serve(settings):
         server.close()
         stuck = service.stop()
     return _finish(stuck)
+
+
+def _warn_unconfigured(settings):
+    if not settings.api_token:
+        log.warning("API_TOKEN is not set: /orders answers 503")
+    if not settings.gateway_secrets:
+        log.warning("GATEWAY_SECRET is not set: the payment routes answer 503")
 
 
 def work(settings):
