@@ -123,7 +123,13 @@ def _apply(service, payment):
     claim = service.notifier.fast_claim()
     result = payments.apply(payment, service.settings, claim=claim)
     if result.notification_ids:
-        service.notifier.hand_over(result.notification_ids, claimed=claim is not None)
+        try:
+            service.notifier.hand_over(
+                result.notification_ids, claimed=claim is not None
+            )
+        except Exception:
+            # Committed already: the sweeper (or the lease) brings them back.
+            log.exception("order %s: hand-over to the pool failed", payment.reference)
     return result
 
 

@@ -4,6 +4,7 @@ from contextlib import contextmanager
 
 import peewee
 from playhouse import db_url
+from playhouse.shortcuts import ReconnectMixin
 
 from models.turns import WriterTurns
 from notifier.errors import NotifierError, SettingsError
@@ -37,6 +38,8 @@ def connect(url):
     if isinstance(db, peewee.SqliteDatabase) and db.database in ("", ":memory:"):
         # Each thread would get a database of its own.
         raise SettingsError("DATABASE_URL must name a file, not in-memory SQLite")
+    if not isinstance(db, peewee.SqliteDatabase):
+        db = _reconnecting(db)
     try:
         db.connect(reuse_if_open=True)
     except (peewee.OperationalError, peewee.InterfaceError) as exc:
@@ -46,6 +49,24 @@ def connect(url):
         raise NotifierError(f"database unreachable: {reason}") from None
     database.initialize(db)
     return db
+
+
+class _Reconnect(ReconnectMixin):
+    # A statement outside a transaction that meets a connection the server
+    # closed (a restart, an idle timeout) reconnects once and runs again.
+    reconnect_errors = ReconnectMixin.reconnect_errors + (
+        (peewee.OperationalError, "server closed the connection"),
+        (peewee.OperationalError, "terminating connection"),
+        (peewee.OperationalError, "connection already closed"),
+        (peewee.InterfaceError, "connection already closed"),
+        (peewee.OperationalError, "ssl connection has been closed"),
+    )
+
+
+def _reconnecting(db):
+    kind = type(db)
+    cls = type(f"Reconnecting{kind.__name__}", (_Reconnect, kind), {})
+    return cls(db.database, **db.connect_params)
 
 
 def is_sqlite():
@@ -66,5 +87,11 @@ def write_transaction(background=False):
         with _turns.turn(background), database.atomic():
             yield
     else:
-        with database.atomic():
-            yield
+        try:
+            with database.atomic():
+                yield
+        except (peewee.OperationalError, peewee.InterfaceError):
+            # The connection may be dead; the next use opens a new one
+            # rather than failing for the rest of this thread's life.
+            database.close()
+            raise

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import peewee
 
 from models import Order, PaymentEvent, write_transaction
+from models.db import is_sqlite
 from models.order import FAILED, PAID, PENDING
 from notifier import outbox
 from notifier.errors import RequestError
@@ -58,7 +59,13 @@ def apply(payment, settings, now=None, claim=None):
 
 
 def _apply(payment, settings, now, claim):
-    order = Order.get_or_none(Order.reference == payment.reference)
+    query = Order.select().where(Order.reference == payment.reference)
+    if not is_sqlite():
+        # Lock the order first: otherwise the event's foreign key takes a
+        # shared lock on it, and two callbacks upgrading theirs deadlock
+        # (InnoDB). SQLite's IMMEDIATE transaction already holds the file.
+        query = query.for_update()
+    order = query.get_or_none()
     if order is None:
         raise RequestError("no order has this reference", 404)
 

@@ -94,12 +94,12 @@ class Notifier:
             self._stopping = True
             queued = [n for n, state in self._in_flight.items() if state == QUEUED]
             unstarted = set(self._claimed)
+        end = time.monotonic() + deadline
         self._stop.set()
         self._wake.set()
-        self._sweeper.join(timeout=max(1.0, deadline))
+        self._sweeper.join(timeout=max(0.5, end - time.monotonic()))
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-        end = time.monotonic() + deadline
         with self._lock:
             for nid in queued:
                 self._in_flight.pop(nid, None)

@@ -47,9 +47,11 @@ class Service:
                 return False
             self._stopped = True
         left, stuck = self.notifier.shutdown(deadline)
-        for channel in {id(c): c for c in self.channels.values()}.values():
-            channel.close()
         if not stuck:
+            # With a send stuck the process leaves at once instead: saying
+            # goodbye to a server that hangs could take a timeout per socket.
+            for channel in {id(c): c for c in self.channels.values()}.values():
+                channel.close()
             self.db.close()
         return stuck
 

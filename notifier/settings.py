@@ -173,7 +173,7 @@ class Settings:
             ),
             admin_whatsapp=_digits(env, "ADMIN_WHATSAPP"),
             threads=_int(env, "NOTIFIER_THREADS", cls.threads, 1, 256),
-            max_in_flight=_int(env, "NOTIFIER_MAX_IN_FLIGHT", 0, 0, 100000),
+            max_in_flight=_int(env, "NOTIFIER_MAX_IN_FLIGHT", 0, 0, 10000),
             drain_seconds=_float(env, "NOTIFIER_DRAIN_SECONDS", cls.drain_seconds),
             max_attempts=_int(env, "NOTIFIER_MAX_ATTEMPTS", cls.max_attempts, 1, 100),
             lease_seconds=_float(env, "NOTIFIER_LEASE_SECONDS", cls.lease_seconds, 1.0),

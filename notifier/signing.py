@@ -51,10 +51,13 @@ def _check_fresh(timestamp, now, tolerance):
 
 def _any_match(expected, offered):
     # Compare every pair so the time taken does not depend on which matched.
+    # Bytes, because compare_digest refuses non-ASCII text.
     matched = False
     for want in expected:
         for got in offered:
-            matched |= hmac.compare_digest(want, got)
+            matched |= hmac.compare_digest(
+                want.encode(), got.encode("utf-8", "replace")
+            )
     return matched
 
 

@@ -98,3 +98,41 @@ def test_two_worker_hosts_share_a_backlog_without_sending_twice(
 
 def whatsapp_count(whatsapp):
     return len(whatsapp.delivered())
+
+
+def terminate_connections(url):
+    """What a database restart does to the service's open connections."""
+    import psycopg2
+
+    name = url.rsplit("/", 1)[1]
+    admin = psycopg2.connect(url.rsplit("/", 1)[0].replace("postgresql", "postgres"))
+    admin.autocommit = True
+    admin.cursor().execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    )
+    admin.close()
+
+
+@pytest.mark.postgres
+def test_service_reconnects_after_the_database_dropped_its_connections(
+    make_service, smtp, whatsapp
+):
+    url = server_url("postgres")
+    open_fresh(url).close()
+    live = make_service(DATABASE_URL=url)
+    client = live.client
+    client.create_order("RC-1")
+    assert client.pay("RC-1").json() == {"status": "paid"}
+    client.wait_for_states("RC-1")
+
+    terminate_connections(url)
+    client.create_order("RC-2")  # a read first, then a write transaction
+    answers = [client.pay("RC-2").status_code for _ in range(3)]
+    assert answers[0] == 200 or answers[1] == 200, answers
+    assert 500 not in answers[1:], answers
+    order = client.wait_for_states("RC-2")
+    assert order["status"] == "paid"
+    assert len(smtp.wait_for(2)) == 2
+    assert len(whatsapp.wait_for(4)) == 4

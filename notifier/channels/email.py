@@ -1,6 +1,7 @@
 """Email over SMTP: STARTTLS, implicit TLS or plain, always verifying TLS."""
 
 import logging
+import re
 import smtplib
 import ssl
 import threading
@@ -37,6 +38,14 @@ def build_message(email, sender, sender_name=""):
     return msg
 
 
+EMAIL_IN_TEXT = re.compile(r"[^\s<>@]+@[^\s<>@]+")
+
+
+def mask_addresses(text):
+    """A server's reply with the addresses in it masked (it goes to logs)."""
+    return EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)
+
+
 def classify_smtp(exc):
     """Translate an smtplib/socket error into Transient or PermanentError."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -49,7 +58,7 @@ def classify_smtp(exc):
         reply = getattr(exc, "smtp_error", b"")
         if isinstance(reply, bytes):
             reply = reply.decode("utf-8", "replace")
-        text = f"SMTP {code} {reply}".strip()
+        text = f"SMTP {code} {mask_addresses(reply)}".strip()
         return (TransientError if 400 <= code < 500 else PermanentError)(text)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return PermanentError(f"SMTP server does not support it: {exc}")
@@ -95,15 +104,25 @@ class EmailChannel:
         return client
 
     def _client(self):
-        """This thread's connection and whether it was kept from before."""
+        """This thread's connection: the kept one if it still answers."""
         client = getattr(self._local, "client", None)
         if client is not None:
-            if time.monotonic() - self._local.used < self.idle_seconds:
-                return client, True
+            fresh = time.monotonic() - self._local.used < self.idle_seconds
+            if fresh and self._answers(client):
+                return client
             self._drop(client)
         self._local.client = self._connect()
         self._local.used = time.monotonic()
-        return self._local.client, False
+        return self._local.client
+
+    @staticmethod
+    def _answers(client):
+        # A NOOP before reuse finds a connection the server closed meanwhile,
+        # so a send is never repeated after it may have been accepted.
+        try:
+            return client.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
 
     def _drop(self, client):
         self._local.client = None
@@ -115,23 +134,12 @@ class EmailChannel:
             client.close()
 
     def _send(self, msg):
-        client, kept = self._client()
+        client = self._client()
         try:
             client.send_message(msg)
         except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
             self._local.used = time.monotonic()
             raise  # the server answered; the connection stays good
-        except (smtplib.SMTPServerDisconnected, ConnectionError):
-            self._drop(client)
-            if not kept:
-                raise
-            # The server closed a kept connection meanwhile: one fresh try.
-            client, _ = self._client()
-            try:
-                client.send_message(msg)
-            except BaseException:
-                self._drop(client)
-                raise
         except BaseException:
             self._drop(client)
             raise
