@@ -45,7 +45,8 @@ def test_a_rejected_message_keeps_the_connection(channel, smtp):
     assert len({m.peer for m in received}) == 1
 
 
-def test_a_connection_the_server_dropped_is_replaced_once(channel, smtp):
+def test_an_idle_connection_the_server_dropped_is_replaced(channel, smtp):
+    channel.recheck_seconds = 0.0  # as if it sat idle
     channel.send_email(email(0))
     smtp.stop()  # closes every open connection
     smtp.start()
@@ -78,3 +79,16 @@ def test_a_refused_first_message_keeps_a_usable_connection(channel, smtp):
     channel.send_email(email(1))
     (received,) = smtp.wait_for(1)
     assert received.message["Message-ID"] == email(1).message_id
+
+
+def test_a_send_on_a_connection_dropped_just_now_fails_for_a_later_retry(channel, smtp):
+    channel.send_email(email(0))
+    smtp.stop()
+    smtp.start()
+    with pytest.raises(TransientError):
+        channel.send_email(email(1))  # not resent on the spot
+    channel.send_email(email(2))  # a new connection
+    assert [m.message["Message-ID"] for m in smtp.wait_for(2)] == [
+        email(0).message_id,
+        email(2).message_id,
+    ]

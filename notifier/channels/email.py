@@ -75,6 +75,7 @@ class EmailChannel:
 
     name = "smtp"
     idle_seconds = 30.0  # a kept connection idle longer is replaced before use
+    recheck_seconds = 5.0  # one idle longer is asked for a NOOP before use
 
     def __init__(self, settings):
         self.settings = settings
@@ -107,8 +108,10 @@ class EmailChannel:
         """This thread's connection: the kept one if it still answers."""
         client = getattr(self._local, "client", None)
         if client is not None:
-            fresh = time.monotonic() - self._local.used < self.idle_seconds
-            if fresh and self._answers(client):
+            idle = time.monotonic() - self._local.used
+            if idle < self.idle_seconds and (
+                idle < self.recheck_seconds or self._answers(client)
+            ):
                 return client
             self._drop(client)
         self._local.client = self._connect()
@@ -117,8 +120,9 @@ class EmailChannel:
 
     @staticmethod
     def _answers(client):
-        # A NOOP before reuse finds a connection the server closed meanwhile,
-        # so a send is never repeated after it may have been accepted.
+        # A NOOP before reusing a connection that sat idle finds one the
+        # server closed meanwhile, which would otherwise cost an attempt. A
+        # failed send is never repeated here: after DATA it may have arrived.
         try:
             return client.noop()[0] == 250
         except (smtplib.SMTPException, OSError):
