@@ -1,5 +1,11 @@
 """Orders paid over a socket; every message reaches the loopback stand-ins once."""
 
+import json
+import threading
+import time
+
+from models import Notification
+from notifier.tasks import registry
 from tests.conftest import ADMIN, PHONE_NUMBER_ID, WA_TOKEN
 
 
@@ -89,3 +95,24 @@ def test_healthz_reports_running_notifier(live):
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
     assert response.json()["channels"] == {"email": "smtp", "whatsapp": "whatsapp"}
+
+
+def test_other_after_response_work_runs_by_id_through_the_same_pool(live):
+    done = threading.Event()
+    seen = []
+    if "test_counter" not in registry:
+
+        @registry.task("test_counter")
+        def count(notification, ctx):
+            seen.append(json.loads(notification.payload))
+            done.set()
+            return "counted"
+
+    nid = live.service.defer("test_counter", payload={"page": "home"})
+    assert done.wait(10)
+    assert seen == [{"page": "home"}]
+    deadline = time.monotonic() + 10
+    while Notification.get_by_id(nid).state != "sent":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert Notification.get_by_id(nid).provider_id == "counted"
