@@ -3,6 +3,8 @@
 import models
 from notifier import outbox
 
+DEAD_SHOWN = 20
+
 
 def run(args, settings):
     models.connect(settings.database_url)
@@ -23,6 +25,16 @@ def status():
         print("oldest pending: none")
     else:
         print(f"oldest pending: {age:.0f} s")
+    dead = outbox.latest_dead(DEAD_SHOWN)
+    if dead:
+        print("\nlatest dead (retry with: server.py retry ID ... or --dead):")
+        for row in dead:
+            reference = row.order.reference if row.order_id is not None else "-"
+            error = (row.last_error or "").replace("\n", " ")[:160]
+            print(
+                f"  {row.id} {row.kind} order {reference}, "
+                f"{row.attempts} attempts: {error}"
+            )
     return 0
 
 

@@ -216,3 +216,10 @@ def oldest_pending_age(now=None):
         .first()
     )
     return None if row is None else max(0.0, now - row.created_at)
+
+
+def latest_dead(limit=20):
+    """The most recent dead rows with their order, for the operator."""
+    N = Notification
+    query = N.select().where(N.state == DEAD).order_by(N.id.desc()).limit(limit)
+    return list(query)

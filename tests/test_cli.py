@@ -30,11 +30,15 @@ def env(tmp_path, smtp, whatsapp):
     return service_env(tmp_path / "notifier.db", smtp, whatsapp)
 
 
-def status(env):
-    """({state: count}, oldest pending line) from `server.py status`."""
+def status(env, dead_lines=None):
+    """({state: count}, oldest pending line) from `server.py status`; the
+    listing of dead rows that may follow goes into `dead_lines`."""
     done = run_command(["status"], env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
+    if dead_lines is not None:
+        dead_lines.extend(lines[5:])
+        lines = lines[:5]
     assert len(lines) == 5, done.stdout
     counts = {}
     for line in lines[:4]:
@@ -96,10 +100,19 @@ def test_status_counts_each_state_and_the_oldest_waiting(env, launcher, whatsapp
         time.sleep(0.05)
         order = service.client.get_order("S-1")
 
-    counts, oldest = status(env)
+    dead_lines = []
+    counts, oldest = status(env, dead_lines)
     assert counts == {"pending": 1, "running": 0, "sent": 1, "dead": 1}
     match = re.fullmatch(r"oldest pending: (\d+) s", oldest)
     assert match and int(match.group(1)) < 60, oldest
+    # What failed, and how to send it again.
+    dead = next(n for n in order["notifications"] if n["state"] == "dead")
+    assert dead_lines[0] == ""
+    assert dead_lines[1].startswith("latest dead")
+    assert re.fullmatch(
+        rf"  {dead['id']} whatsapp_\w+ order S-1, 1 attempts: .*131026.*",
+        dead_lines[2],
+    ), dead_lines
 
 
 # -- retry -------------------------------------------------------------------
