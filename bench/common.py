@@ -24,6 +24,7 @@ HOST = "127.0.0.1"
 # The bench drives the service exactly as the tests wire it.
 from tests.client import SECRET  # noqa: E402
 from tests.conftest import WA_TOKEN, service_env  # noqa: E402
+from tests.proc import KEEP_ENV  # noqa: E402
 
 # Settings that differ from the tests' fast timings: sends of 2 s must not time
 # out, the sweeper keeps its production interval, and logs stay quiet.
@@ -143,19 +144,6 @@ def env_for(db_path, smtp, whatsapp, port, **overrides):
 # -- processes -------------------------------------------------------------
 
 
-_KEEP_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TMPDIR",
-    "TEMP",
-    "TMP",
-    "SYSTEMROOT",  # Windows: sockets and random need it
-    "COMSPEC",
-)
-
-
 class Proc:
     """A child process serving HTTP on 127.0.0.1, stopped (or killed) on exit.
 
@@ -195,7 +183,7 @@ class Proc:
         self.name = " ".join(str(a) for a in argv[1:3])
         # Only what a child needs from ours: no stray setting from the shell
         # (a NOTIFIER_* or WHATSAPP_* left exported) may change a figure.
-        full_env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
+        full_env = {k: v for k, v in os.environ.items() if k in KEEP_ENV}
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
         self._log = open(self.log_path, "ab")

@@ -109,6 +109,16 @@ def make_service(tmp_path, smtp, whatsapp):
 
 
 @pytest.fixture
+def launcher(tmp_path):
+    """Runs `python server.py ...` as real subprocesses; stops them after."""
+    from tests.proc import Launcher
+
+    launcher = Launcher(tmp_path)
+    yield launcher
+    launcher.close()
+
+
+@pytest.fixture
 def live(make_service):
     """The service with default test settings."""
     return make_service()

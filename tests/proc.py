@@ -25,7 +25,7 @@ SERVER = "server.py"
 HOST = "127.0.0.1"
 
 # What a child process needs from ours; everything else comes from the test.
-_KEEP = (
+KEEP_ENV = (
     "PATH",
     "HOME",
     "LANG",
@@ -47,7 +47,7 @@ def free_port():
 
 def base_env():
     """A minimal copy of our environment, with unbuffered UTF-8 output."""
-    env = {name: os.environ[name] for name in _KEEP if name in os.environ}
+    env = {name: os.environ[name] for name in KEEP_ENV if name in os.environ}
     env.update(PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
     return env
 

@@ -10,19 +10,12 @@ import requests
 from tests.client import SECRET, TOKEN
 from tests.conftest import service_env
 from tests.fakes.whatsapp import WhatsAppStandIn
-from tests.proc import Launcher, child_env, free_port, run_command
+from tests.proc import child_env, free_port, run_command
 
 STATES = ["pending", "running", "sent", "dead"]
 CUSTOMER_PHONE = "966501112233"
 CUSTOMER_EMAIL = "laila@example.com"
 COURIER_PHONE = "966504445566"
-
-
-@pytest.fixture
-def launcher(tmp_path):
-    launcher = Launcher(tmp_path)
-    yield launcher
-    launcher.close()
 
 
 @pytest.fixture

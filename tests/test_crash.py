@@ -21,7 +21,6 @@ import requests
 from tests.client import Client
 from tests.conftest import ADMIN, service_env
 from tests.proc import (
-    Launcher,
     delivery_keys,
     duplicates,
     ids_in_state,
@@ -35,13 +34,6 @@ pytestmark = pytest.mark.skipif(
 
 COURIER = "966504445566"
 KINDS = ["email_customer", "whatsapp_admin", "whatsapp_courier"]
-
-
-@pytest.fixture
-def launcher(tmp_path):
-    launcher = Launcher(tmp_path)
-    yield launcher
-    launcher.close()
 
 
 @pytest.fixture
