@@ -18,7 +18,7 @@ import waitress
 
 from notifier import orders, payments
 from notifier.errors import NotifierError, RequestError, SettingsError
-from notifier.gateways import generic
+from notifier.gateways import ADAPTERS, generic
 from notifier.settings import Settings
 from notifier.signing import verify_return, verify_webhook
 from notifier.web import (
@@ -97,10 +97,42 @@ def create_app(get_service):
         )
         payment = generic.parse_return(params)
         _apply(service, payment)
-        paid = payment.outcome == payments.SUCCEEDED
-        target = settings.success_url if paid else settings.failure_url
-        joiner = "&" if "?" in target else "?"
-        bottle.redirect(target + joiner + urlencode({"order": payment.reference}), 303)
+        _redirect(settings, payment.reference, payment.outcome == payments.SUCCEEDED)
+
+    def adapter_service(name):
+        adapter = ADAPTERS.get(name)
+        if adapter is None:
+            raise RequestError("no such gateway", 404)
+        service = get_service()
+        if not adapter.configured(service.settings):
+            raise RequestError(f"the {name} gateway is not configured", 503)
+        return adapter, service
+
+    @app.post("/payments/<name>/webhook")
+    def gateway_webhook(name):
+        adapter, service = adapter_service(name)
+        raw = read_body(bottle.request)
+        adapter.check(
+            raw,
+            lambda header: raw_header(bottle.request, header, None),
+            service.settings,
+            time.time(),
+        )
+        payment = adapter.parse_webhook(parse_json(raw))
+        if payment is None:
+            return {"status": "ignored"}
+        return {"status": _apply(service, payment).status}
+
+    @app.get("/payments/<name>/return")
+    def gateway_return(name):
+        adapter, service = adapter_service(name)
+        params = single_query(bottle.request)
+        payment, reference = adapter.parse_return(
+            params, service.settings, service.gateway_http
+        )
+        if payment is not None:
+            _apply(service, payment)
+        _redirect(service.settings, reference, paid=payment is not None)
 
     @app.get("/healthz")
     def healthz():
@@ -116,6 +148,13 @@ def create_app(get_service):
         }
 
     return app
+
+
+def _redirect(settings, reference, paid):
+    """303 to SUCCESS_URL or FAILURE_URL with `order=<reference>` added."""
+    target = settings.success_url if paid else settings.failure_url
+    joiner = "&" if "?" in target else "?"
+    bottle.redirect(target + joiner + urlencode({"order": reference}), 303)
 
 
 def _apply(service, payment):

@@ -3,6 +3,8 @@
 import logging
 import threading
 
+import requests
+
 import models
 from models import Notification, write_transaction
 from notifier import outbox
@@ -22,6 +24,7 @@ class Service:
         self.db = models.connect(settings.database_url)
         models.create_tables()
         self.channels = channels or build_channels(settings)
+        self.gateway_http = requests.Session()  # for gateways' own APIs
         context = Context(settings=settings, channels=self.channels)
         options = {} if clock is None else {"clock": clock}
         self.notifier = Notifier(settings, registry, context, **options)
@@ -52,6 +55,7 @@ class Service:
             # goodbye to a server that hangs could take a timeout per socket.
             for channel in {id(c): c for c in self.channels.values()}.values():
                 channel.close()
+            self.gateway_http.close()
             self.db.close()
         return stuck
 

@@ -77,6 +77,10 @@ class Settings:
     api_token: str | None = field(default=None, repr=False)
     gateway_secrets: tuple = field(default=(), repr=False)
     signature_tolerance: int = 300
+    stripe_webhook_secrets: tuple = field(default=(), repr=False)
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_api_url: str = "https://api.stripe.com"
+    gateway_api_timeout: float = 10.0
     success_url: str = "/paid"
     failure_url: str = "/payment-failed"
     smtp_host: str | None = None
@@ -139,6 +143,12 @@ class Settings:
             signature_tolerance=_int(
                 env, "SIGNATURE_TOLERANCE_SECONDS", cls.signature_tolerance, 1
             ),
+            stripe_webhook_secrets=_secrets(env, "STRIPE_WEBHOOK_SECRET"),
+            stripe_secret_key=_text(env, "STRIPE_SECRET_KEY"),
+            stripe_api_url=_text(env, "STRIPE_API_URL", cls.stripe_api_url).rstrip("/"),
+            gateway_api_timeout=_float(
+                env, "GATEWAY_API_TIMEOUT", cls.gateway_api_timeout, 0.1
+            ),
             success_url=_text(env, "SUCCESS_URL", cls.success_url),
             failure_url=_text(env, "FAILURE_URL", cls.failure_url),
             smtp_host=_text(env, "SMTP_HOST"),
@@ -198,8 +208,12 @@ class Settings:
             raise SettingsError(
                 "WHATSAPP_PHONE_NUMBER_ID must be set when WHATSAPP_TOKEN is set"
             )
-        if not self.whatsapp_api_url.startswith(("http://", "https://")):
-            raise SettingsError("WHATSAPP_API_URL must start with http:// or https://")
+        for name, url in (
+            ("WHATSAPP_API_URL", self.whatsapp_api_url),
+            ("STRIPE_API_URL", self.stripe_api_url),
+        ):
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(f"{name} must start with http:// or https://")
         if "://" not in self.database_url:
             raise SettingsError(
                 "DATABASE_URL must look like sqlite:///path or postgresql://..."

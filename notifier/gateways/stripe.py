@@ -1,0 +1,176 @@
+"""Stripe: signed webhooks (`Stripe-Signature`) and the Checkout return.
+
+The header is read exactly as Stripe's own library reads it, so the two
+accept the same callbacks (a test checks this against the `stripe` package):
+items split on ",", each on "=", the first `t` taken as a whole number, every
+`v1` compared with HMAC-SHA256(secret, "<t>.<body>"); `v0` is never used. As
+in that library only a timestamp older than the tolerance fails. Several
+secrets may be configured while one is rolled.
+"""
+
+import hashlib
+import hmac
+
+import requests
+
+from notifier import validate
+from notifier.errors import RequestError
+from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
+
+NAME = "stripe"
+HEADER = "Stripe-Signature"
+TOLERANCE = 300
+MAX_HEADER = 4096
+
+SUCCEEDED_EVENTS = {
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "payment_intent.succeeded",
+}
+FAILED_EVENTS = {
+    "checkout.session.async_payment_failed",
+    "payment_intent.payment_failed",
+}
+
+
+def configured(settings):
+    return bool(settings.stripe_webhook_secrets)
+
+
+def check(raw_body, header_of, settings, now):
+    """Verify a webhook request; `header_of(name)` reads its headers."""
+    verify(raw_body, header_of(HEADER), settings.stripe_webhook_secrets, now)
+
+
+def verify(raw_body, header, secrets, now, tolerance=TOLERANCE):
+    """Raise RequestError(401) unless a `v1` matches one of `secrets`."""
+    if not header or len(header) > MAX_HEADER:
+        raise RequestError(f"missing or oversized {HEADER} header", 401)
+    try:
+        payload = raw_body.decode("utf-8")
+        items = [item.split("=", 2) for item in header.split(",")]
+        timestamp = int([item[1] for item in items if item[0] == "t"][0])
+        offered = [item[1] for item in items if item[0] == "v1"]
+    except (UnicodeDecodeError, IndexError, ValueError):
+        raise RequestError(f"{HEADER} header cannot be read", 401) from None
+    if not offered:
+        raise RequestError(f"{HEADER} has no v1 signature", 401)
+    signed = f"{timestamp:d}.{payload}".encode()
+    matched = False
+    for secret in secrets:
+        want = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
+        for got in offered:
+            matched |= hmac.compare_digest(want, got.encode("utf-8", "replace"))
+    if not matched:
+        raise RequestError("signature does not match", 401)
+    if timestamp < now - tolerance:
+        raise RequestError("signature timestamp is too old", 401)
+
+
+def sign(raw_body, secret, timestamp):
+    """The header Stripe would send (for `simulate` and the tests)."""
+    signed = f"{timestamp:d}.{raw_body.decode()}".encode()
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _reference(obj):
+    metadata = obj.get("metadata")
+    reference = obj.get("client_reference_id")
+    if not reference and isinstance(metadata, dict):
+        reference = metadata.get("order_reference")
+    if reference is None:
+        return None
+    return validate.text({"reference": reference}, "reference", max_length=64)
+
+
+def _from_object(gateway_id, event_type, outcome, obj):
+    """A Payment from a Checkout Session or a PaymentIntent; None to ignore."""
+    reference = _reference(obj)
+    if reference is None:
+        return None  # not one of this shop's orders (or no reference set)
+    if obj.get("object") == "checkout.session":
+        if outcome == SUCCEEDED and obj.get("payment_status") != "paid":
+            return None  # paid later: async_payment_succeeded follows
+        amount = obj.get("amount_total")
+        payment_id = obj.get("payment_intent") or obj.get("id")
+    else:
+        amount = obj.get("amount_received") or obj.get("amount")
+        payment_id = obj.get("id")
+    data = {"amount": amount, "currency": obj.get("currency")}
+    optional = outcome != SUCCEEDED
+    return Payment(
+        gateway=NAME,
+        event_id=gateway_id,
+        event_type=event_type,
+        outcome=outcome,
+        reference=reference,
+        amount=validate.integer(data, "amount", minimum=0, optional=optional),
+        currency=validate.currency(data, "currency", optional=optional),
+        payment_id=str(payment_id)[:128] if payment_id else None,
+    )
+
+
+def parse_webhook(event):
+    """A Payment from a verified event; None for events the shop ignores."""
+    if not isinstance(event, dict):
+        raise RequestError("body must be a JSON object")
+    event_id = validate.text(event, "id", max_length=191)
+    event_type = validate.text(event, "type", max_length=100)
+    if event_type in SUCCEEDED_EVENTS:
+        outcome = SUCCEEDED
+    elif event_type in FAILED_EVENTS:
+        outcome = FAILED_PAYMENT
+    else:
+        return None
+    data = validate.need(event, "data", dict)
+    obj = validate.need(data, "object", dict, where="data.")
+    return _from_object(event_id, event_type, outcome, obj)
+
+
+def fetch_session(session_id, settings, http):
+    """The Checkout Session from Stripe's API; RequestError on failure."""
+    if not settings.stripe_secret_key:
+        raise RequestError("the Stripe return needs STRIPE_SECRET_KEY", 503)
+    url = f"{settings.stripe_api_url}/v1/checkout/sessions/{session_id}"
+    try:
+        response = http.get(
+            url,
+            auth=(settings.stripe_secret_key, ""),
+            timeout=settings.gateway_api_timeout,
+        )
+    except requests.RequestException:
+        raise RequestError("Stripe cannot be reached", 502) from None
+    if response.status_code == 404:
+        raise RequestError("Stripe knows no such checkout session", 404)
+    if response.status_code != 200:
+        raise RequestError(f"Stripe answered {response.status_code}", 502)
+    try:
+        session = response.json()
+    except ValueError:
+        raise RequestError("Stripe answered something that is not JSON", 502) from None
+    if not isinstance(session, dict):
+        raise RequestError("Stripe answered something unexpected", 502)
+    return session
+
+
+def parse_return(params, settings, http):
+    """(Payment or None, reference) from the Checkout return
+    `?session_id=cs_...`. The session is fetched from Stripe, so nothing in
+    the browser's query is trusted. A session not paid yet (a bank transfer,
+    say) changes nothing: its webhook settles it later."""
+    session_id = params.get("session_id") or ""
+    if not (
+        session_id.startswith("cs_")
+        and session_id.isascii()
+        and session_id.replace("_", "").isalnum()
+        and len(session_id) <= 200
+    ):
+        raise RequestError("session_id must be a Checkout Session id")
+    session = fetch_session(session_id, settings, http)
+    paid = session.get("payment_status") == "paid"
+    payment = _from_object(f"return:{session_id}", "return", SUCCEEDED, session)
+    reference = _reference(session)
+    if reference is None:
+        raise RequestError("the checkout session names no order", 404)
+    return (payment if paid else None), reference
