@@ -19,6 +19,7 @@ import waitress
 from notifier import orders, payments
 from notifier.errors import NotifierError, RequestError, SettingsError
 from notifier.gateways import ADAPTERS, generic
+from notifier.gateways.base import Callback
 from notifier.settings import Settings
 from notifier.signing import verify_return, verify_webhook
 from notifier.web import (
@@ -108,17 +109,20 @@ def create_app(get_service):
             raise RequestError(f"the {name} gateway is not configured", 503)
         return adapter, service
 
+    def callback(raw):
+        request = bottle.request
+        return Callback(
+            raw=raw,
+            query=single_query(request),
+            headers=lambda name: raw_header(request, name, None),
+            now=time.time(),
+        )
+
     @app.post("/payments/<name>/webhook")
     def gateway_webhook(name):
         adapter, service = adapter_service(name)
-        raw = read_body(bottle.request)
-        adapter.check(
-            raw,
-            lambda header: raw_header(bottle.request, header, None),
-            service.settings,
-            time.time(),
-        )
-        payment = adapter.parse_webhook(parse_json(raw))
+        call = callback(read_body(bottle.request))
+        payment = adapter.webhook(call, service.settings, service.gateway_http)
         if payment is None:
             return {"status": "ignored"}
         return {"status": _apply(service, payment).status}
@@ -126,13 +130,13 @@ def create_app(get_service):
     @app.get("/payments/<name>/return")
     def gateway_return(name):
         adapter, service = adapter_service(name)
-        params = single_query(bottle.request)
-        payment, reference = adapter.parse_return(
-            params, service.settings, service.gateway_http
-        )
-        if payment is not None:
-            _apply(service, payment)
-        _redirect(service.settings, reference, paid=payment is not None)
+        call = callback(b"")
+        back = adapter.browser_return(call, service.settings, service.gateway_http)
+        reference = back.reference
+        if back.payment is not None:
+            result = _apply(service, back.payment)
+            reference = result.order.reference if result.order else reference
+        _redirect(service.settings, reference, paid=back.paid)
 
     @app.get("/healthz")
     def healthz():
@@ -168,7 +172,10 @@ def _apply(service, payment):
             )
         except Exception:
             # Committed already: the sweeper (or the lease) brings them back.
-            log.exception("order %s: hand-over to the pool failed", payment.reference)
+            log.exception(
+                "order %s: hand-over to the pool failed",
+                payment.reference or payment.gateway_order_id,
+            )
     return result
 
 

@@ -26,11 +26,12 @@ class Payment:
     gateway: str
     event_id: str
     outcome: str  # SUCCEEDED or FAILED_PAYMENT
-    reference: str
+    reference: str | None  # the shop's order reference, or else:
     event_type: str = ""
     amount: int | None = None  # None when the callback carries no amount
     currency: str | None = None
     payment_id: str | None = None
+    gateway_order_id: str | None = None  # the gateway's own id of the order
 
 
 @dataclass
@@ -59,7 +60,11 @@ def apply(payment, settings, now=None, claim=None):
 
 
 def _apply(payment, settings, now, claim):
-    query = Order.select().where(Order.reference == payment.reference)
+    if payment.reference is not None:
+        query = Order.select().where(Order.reference == payment.reference)
+    else:
+        # Gateways that sign only their own order id (Paymob).
+        query = Order.select().where(Order.gateway_order_id == payment.gateway_order_id)
     if not is_sqlite():
         # Lock the order first: otherwise the event's foreign key takes a
         # shared lock on it, and two callbacks upgrading theirs deadlock

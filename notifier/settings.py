@@ -41,6 +41,13 @@ def _float(env, name, default, minimum=0.0):
     return value
 
 
+def _url(env, name, default):
+    value = _text(env, name, default).rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must start with http:// or https://")
+    return value
+
+
 def _secrets(env, name):
     raw = _text(env, name)
     if raw is None:
@@ -80,6 +87,15 @@ class Settings:
     stripe_webhook_secrets: tuple = field(default=(), repr=False)
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_api_url: str = "https://api.stripe.com"
+    paymob_hmac_secret: str | None = field(default=None, repr=False)
+    moyasar_secret_key: str | None = field(default=None, repr=False)
+    moyasar_webhook_token: str | None = field(default=None, repr=False)
+    moyasar_api_url: str = "https://api.moyasar.com"
+    tap_secret_key: str | None = field(default=None, repr=False)
+    tap_api_url: str = "https://api.tap.company"
+    myfatoorah_webhook_secret: str | None = field(default=None, repr=False)
+    myfatoorah_api_key: str | None = field(default=None, repr=False)
+    myfatoorah_api_url: str = "https://api.myfatoorah.com"
     gateway_api_timeout: float = 10.0
     success_url: str = "/paid"
     failure_url: str = "/payment-failed"
@@ -145,7 +161,16 @@ class Settings:
             ),
             stripe_webhook_secrets=_secrets(env, "STRIPE_WEBHOOK_SECRET"),
             stripe_secret_key=_text(env, "STRIPE_SECRET_KEY"),
-            stripe_api_url=_text(env, "STRIPE_API_URL", cls.stripe_api_url).rstrip("/"),
+            stripe_api_url=_url(env, "STRIPE_API_URL", cls.stripe_api_url),
+            paymob_hmac_secret=_text(env, "PAYMOB_HMAC_SECRET"),
+            moyasar_secret_key=_text(env, "MOYASAR_SECRET_KEY"),
+            moyasar_webhook_token=_text(env, "MOYASAR_WEBHOOK_TOKEN"),
+            moyasar_api_url=_url(env, "MOYASAR_API_URL", cls.moyasar_api_url),
+            tap_secret_key=_text(env, "TAP_SECRET_KEY"),
+            tap_api_url=_url(env, "TAP_API_URL", cls.tap_api_url),
+            myfatoorah_webhook_secret=_text(env, "MYFATOORAH_WEBHOOK_SECRET"),
+            myfatoorah_api_key=_text(env, "MYFATOORAH_API_KEY"),
+            myfatoorah_api_url=_url(env, "MYFATOORAH_API_URL", cls.myfatoorah_api_url),
             gateway_api_timeout=_float(
                 env, "GATEWAY_API_TIMEOUT", cls.gateway_api_timeout, 0.1
             ),
@@ -208,12 +233,8 @@ class Settings:
             raise SettingsError(
                 "WHATSAPP_PHONE_NUMBER_ID must be set when WHATSAPP_TOKEN is set"
             )
-        for name, url in (
-            ("WHATSAPP_API_URL", self.whatsapp_api_url),
-            ("STRIPE_API_URL", self.stripe_api_url),
-        ):
-            if not url.startswith(("http://", "https://")):
-                raise SettingsError(f"{name} must start with http:// or https://")
+        if not self.whatsapp_api_url.startswith(("http://", "https://")):
+            raise SettingsError("WHATSAPP_API_URL must start with http:// or https://")
         if "://" not in self.database_url:
             raise SettingsError(
                 "DATABASE_URL must look like sqlite:///path or postgresql://..."

@@ -1,11 +1,23 @@
 """Gateways: each turns its own verified callback into a `Payment`.
 
-An adapter module has `NAME`, `configured(settings)`, `check(raw, header_of,
-settings, now)`, `parse_webhook(event)` (None for events the shop ignores)
-and `parse_return(params, settings, http)` -> (Payment or None, reference).
-The service's own scheme (`generic`) keeps its routes without the name.
+Each adapter module follows `notifier.gateways.base`. The service's own
+scheme (`generic`) keeps its routes without a name (/payments/webhook).
 """
 
-from notifier.gateways import stripe
+import importlib
 
-ADAPTERS = {stripe.NAME: stripe}
+NAMES = ("stripe", "paymob", "moyasar", "tap", "myfatoorah")
+
+
+def _load():
+    adapters = {}
+    for name in NAMES:
+        try:
+            adapters[name] = importlib.import_module(f"notifier.gateways.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"notifier.gateways.{name}":
+                raise
+    return adapters
+
+
+ADAPTERS = _load()

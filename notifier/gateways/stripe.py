@@ -10,12 +10,15 @@ secrets may be configured while one is rolled.
 
 import hashlib
 import hmac
+import json
 
 import requests
 
 from notifier import validate
 from notifier.errors import RequestError
+from notifier.gateways.base import Return, Simulated
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
+from notifier.web import parse_json
 
 NAME = "stripe"
 HEADER = "Stripe-Signature"
@@ -35,11 +38,6 @@ FAILED_EVENTS = {
 
 def configured(settings):
     return bool(settings.stripe_webhook_secrets)
-
-
-def check(raw_body, header_of, settings, now):
-    """Verify a webhook request; `header_of(name)` reads its headers."""
-    verify(raw_body, header_of(HEADER), settings.stripe_webhook_secrets, now)
 
 
 def verify(raw_body, header, secrets, now, tolerance=TOLERANCE):
@@ -111,7 +109,17 @@ def _from_object(gateway_id, event_type, outcome, obj):
     )
 
 
-def parse_webhook(event):
+def webhook(callback, settings, http):
+    verify(
+        callback.raw,
+        callback.header(HEADER),
+        settings.stripe_webhook_secrets,
+        callback.now,
+    )
+    return parse_event(parse_json(callback.raw))
+
+
+def parse_event(event):
     """A Payment from a verified event; None for events the shop ignores."""
     if not isinstance(event, dict):
         raise RequestError("body must be a JSON object")
@@ -154,12 +162,11 @@ def fetch_session(session_id, settings, http):
     return session
 
 
-def parse_return(params, settings, http):
-    """(Payment or None, reference) from the Checkout return
-    `?session_id=cs_...`. The session is fetched from Stripe, so nothing in
-    the browser's query is trusted. A session not paid yet (a bank transfer,
-    say) changes nothing: its webhook settles it later."""
-    session_id = params.get("session_id") or ""
+def browser_return(callback, settings, http):
+    """The Checkout return `?session_id=cs_...`. The session is fetched from
+    Stripe, so nothing in the browser's query is trusted. A session not paid
+    yet (a bank transfer, say) changes nothing: its webhook settles it."""
+    session_id = callback.query.get("session_id") or ""
     if not (
         session_id.startswith("cs_")
         and session_id.isascii()
@@ -168,9 +175,58 @@ def parse_return(params, settings, http):
     ):
         raise RequestError("session_id must be a Checkout Session id")
     session = fetch_session(session_id, settings, http)
-    paid = session.get("payment_status") == "paid"
-    payment = _from_object(f"return:{session_id}", "return", SUCCEEDED, session)
     reference = _reference(session)
     if reference is None:
         raise RequestError("the checkout session names no order", 404)
-    return (payment if paid else None), reference
+    if session.get("payment_status") != "paid":
+        return Return(None, paid=False, reference=reference)
+    payment = _from_object(f"return:{session_id}", "return", SUCCEEDED, session)
+    return Return(payment, paid=True)
+
+
+def simulate(order, failed, settings, now):
+    """The `checkout.session.completed` (or `payment_intent.payment_failed`)
+    Stripe would send for `order`, signed with the first configured secret."""
+    stamp = int(now)
+    if failed:
+        event = {
+            "id": f"evt_sim_{stamp}",
+            "object": "event",
+            "type": "payment_intent.payment_failed",
+            "data": {
+                "object": {
+                    "id": f"pi_sim_{stamp}",
+                    "object": "payment_intent",
+                    "amount": order["amount"],
+                    "currency": order["currency"].lower(),
+                    "metadata": {"order_reference": order["reference"]},
+                    "status": "requires_payment_method",
+                }
+            },
+        }
+    else:
+        event = {
+            "id": f"evt_sim_{stamp}",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "data": {
+                "object": {
+                    "id": f"cs_sim_{stamp}",
+                    "object": "checkout.session",
+                    "amount_total": order["amount"],
+                    "currency": order["currency"].lower(),
+                    "client_reference_id": order["reference"],
+                    "payment_intent": f"pi_sim_{stamp}",
+                    "payment_status": "paid",
+                    "status": "complete",
+                }
+            },
+        }
+    body = json.dumps(event).encode()
+    header = sign(body, settings.stripe_webhook_secrets[0], stamp)
+    return Simulated(
+        "POST",
+        "webhook",
+        body,
+        {HEADER: header, "Content-Type": "application/json"},
+    )
