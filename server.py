@@ -340,6 +340,14 @@ def main(argv=None):
     retry = commands.add_parser("retry", help="send notifications again")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID")
     retry.add_argument("--dead", action="store_true", help="every dead one")
+    simulate = commands.add_parser(
+        "simulate", help="send a gateway's signed callback for an order"
+    )
+    simulate.add_argument("gateway", help="generic, stripe, paymob, ...")
+    simulate.add_argument("reference", help="the order's reference")
+    simulate.add_argument(
+        "--failed", action="store_true", help="a failed payment instead"
+    )
     args = parser.parse_args(argv)
     if args.command == "retry" and not args.ids and not args.dead:
         parser.error("retry needs notification ids or --dead")

@@ -1,8 +1,12 @@
 """The service's own callback scheme (CONTRACT: /payments/webhook, /return)."""
 
+import json
+
 from notifier import validate
 from notifier.errors import RequestError
+from notifier.gateways.base import Simulated
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
+from notifier.signing import sign_webhook
 
 NAME = "generic"
 OUTCOMES = {"payment.succeeded": SUCCEEDED, "payment.failed": FAILED_PAYMENT}
@@ -54,3 +58,31 @@ def parse_return(params):
         reference=reference,
         payment_id=payment_id,
     )
+
+
+def simulate(order, failed, settings, now):
+    """The webhook of the service's own scheme for `order`, signed with the
+    first GATEWAY_SECRET."""
+    stamp = int(now)
+    event = {
+        "id": f"evt_sim_{stamp}",
+        "type": "payment.failed" if failed else "payment.succeeded",
+        "data": {
+            "order_reference": order["reference"],
+            "amount": order["amount"],
+            "currency": order["currency"],
+            "payment_id": f"pay_sim_{stamp}",
+        },
+    }
+    body = json.dumps(event).encode()
+    header = sign_webhook(body, settings.gateway_secrets[0], stamp)
+    return Simulated(
+        "POST",
+        "webhook",
+        body,
+        {"X-Signature": header, "Content-Type": "application/json"},
+    )
+
+
+def configured(settings):
+    return bool(settings.gateway_secrets)
