@@ -86,7 +86,10 @@ class Running:
         # trigger), so the loop ends with an empty map instead of selecting
         # on a socket closed under it.
         sockets = self.server._map
-        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
+        try:
+            self.server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
+        except OSError:  # the loop is gone already: close from here
+            wasyncore.close_all(sockets, ignore_all=True)
         self.thread.join(timeout=5)
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         self.service.stop()
