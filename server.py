@@ -302,6 +302,13 @@ def _warn_unconfigured(settings):
         log.warning("API_TOKEN is not set: /orders answers 503")
     if not settings.gateway_secrets:
         log.warning("GATEWAY_SECRET is not set: the payment routes answer 503")
+    ready = [n for n, a in ADAPTERS.items() if a.configured(settings)]
+    unset = [n for n, a in ADAPTERS.items() if not a.configured(settings)]
+    log.info(
+        "gateways configured: %s; not configured (their routes answer 503): %s",
+        ", ".join(ready) or "none",
+        ", ".join(unset) or "none",
+    )
 
 
 def work(settings):

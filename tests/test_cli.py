@@ -283,3 +283,10 @@ def test_child_env_keeps_only_what_a_process_needs(monkeypatch):
     env = child_env({"PORT": 1})
     assert "SMTP_HOST" not in env
     assert env["PORT"] == "1"
+
+
+def test_start_up_lists_the_gateways_configured_and_not(env, launcher):
+    service = launcher.launch(dict(env, STRIPE_WEBHOOK_SECRET="whsec_x"))
+    log = service.log
+    assert "gateways configured: stripe; not configured" in log
+    assert "paymob" in log.split("not configured", 1)[1]
