@@ -9,7 +9,7 @@ PENDING, PAID, FAILED = "pending", "paid", "failed"
 
 class Order(BaseModel):
     reference = peewee.CharField(max_length=64, unique=True)
-    gateway_order_id = peewee.CharField(max_length=64, null=True, index=True)
+    gateway_order_id = peewee.CharField(max_length=64, null=True, unique=True)
     amount = peewee.BigIntegerField()
     currency = peewee.CharField(max_length=3)
     status = peewee.CharField(max_length=16, default=PENDING, index=True)

@@ -68,7 +68,9 @@ def create_order(fields, now=None):
             for item in items:
                 OrderItem.create(order=order, **item)
     except peewee.IntegrityError:
-        raise RequestError("an order with this reference exists", 409) from None
+        raise RequestError(
+            "an order with this reference (or gateway_order_id) exists", 409
+        ) from None
     return order
 
 

@@ -122,6 +122,17 @@ def mf_api():
 
 @pytest.fixture
 def live_mf(make_service, mf_api):
+    """Webhooks only: without an API key the signed data decides."""
+    return make_service(
+        MYFATOORAH_WEBHOOK_SECRET=SECRET,
+        MYFATOORAH_API_URL=mf_api.url,
+        GATEWAY_API_TIMEOUT=1,
+    )
+
+
+@pytest.fixture
+def live_mf_api(make_service, mf_api):
+    """With the API key: returns, and webhooks confirmed with GetPaymentStatus."""
     return make_service(
         MYFATOORAH_WEBHOOK_SECRET=SECRET,
         MYFATOORAH_API_KEY=API_KEY,
@@ -372,52 +383,52 @@ def browser_return(live, payment_id):
     )
 
 
-def test_return_fetches_the_payment_and_pays(live_mf, mf_api):
-    live_mf.client.create_order("MR-1")
+def test_return_fetches_the_payment_and_pays(live_mf_api, mf_api):
+    live_mf_api.client.create_order("MR-1")
     mf_api.payments["0707501"] = payment_status("MR-1", "0707501")
-    response = browser_return(live_mf, "0707501")
+    response = browser_return(live_mf_api, "0707501")
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/paid?order=MR-1")
-    assert live_mf.client.wait_for_states("MR-1")["status"] == "paid"
+    assert live_mf_api.client.wait_for_states("MR-1")["status"] == "paid"
     assert mf_api.calls == [
         ("/v2/getPaymentStatus", {"Key": "0707501", "KeyType": "PaymentId"})
     ]
     # The webhook of the same payment comes after: nothing new.
-    assert post(live_mf, data_for("MR-1", payment_id="0707501")).json() == {
+    assert post(live_mf_api, data_for("MR-1", payment_id="0707501")).json() == {
         "status": "duplicate"
     }
 
 
-def test_return_in_kwd_reads_the_display_value(live_mf, mf_api):
-    live_mf.client.create_order("MR-KW", amount=1250, currency="KWD")
+def test_return_in_kwd_reads_the_display_value(live_mf_api, mf_api):
+    live_mf_api.client.create_order("MR-KW", amount=1250, currency="KWD")
     mf_api.payments["0707502"] = payment_status(
         "MR-KW", "0707502", amount="1.250", display="1.250 KD"
     )
-    response = browser_return(live_mf, "0707502")
+    response = browser_return(live_mf_api, "0707502")
     assert response.headers["Location"].endswith("/paid?order=MR-KW")
-    assert live_mf.client.get_order("MR-KW")["status"] == "paid"
+    assert live_mf_api.client.get_order("MR-KW")["status"] == "paid"
 
 
-def test_return_of_a_failed_payment(live_mf, mf_api):
-    live_mf.client.create_order("MR-2")
+def test_return_of_a_failed_payment(live_mf_api, mf_api):
+    live_mf_api.client.create_order("MR-2")
     mf_api.payments["0707503"] = payment_status(
         "MR-2", "0707503", status="Failed", invoice_status="Pending"
     )
-    response = browser_return(live_mf, "0707503")
+    response = browser_return(live_mf_api, "0707503")
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/payment-failed?order=MR-2")
-    order = live_mf.client.get_order("MR-2")
+    order = live_mf_api.client.get_order("MR-2")
     assert order["status"] == "failed" and order["notifications"] == []
 
 
-def test_return_of_a_payment_in_progress_changes_nothing(live_mf, mf_api):
-    live_mf.client.create_order("MR-3")
+def test_return_of_a_payment_in_progress_changes_nothing(live_mf_api, mf_api):
+    live_mf_api.client.create_order("MR-3")
     mf_api.payments["0707504"] = payment_status(
         "MR-3", "0707504", status="InProgress", invoice_status="Pending"
     )
-    response = browser_return(live_mf, "0707504")
+    response = browser_return(live_mf_api, "0707504")
     assert response.headers["Location"].endswith("/payment-failed?order=MR-3")
-    assert live_mf.client.get_order("MR-3")["status"] == "pending"
+    assert live_mf_api.client.get_order("MR-3")["status"] == "pending"
 
 
 RETURN_ERRORS = [
@@ -430,33 +441,33 @@ RETURN_ERRORS = [
 ]
 
 
-def test_return_errors_change_nothing(live_mf, mf_api):
-    live_mf.client.create_order("MR-4")
+def test_return_errors_change_nothing(live_mf_api, mf_api):
+    live_mf_api.client.create_order("MR-4")
     mf_api.payments["0707505"] = payment_status("MR-4", "0707505")
     for payment_id, fail_with, hang, status in RETURN_ERRORS:
         mf_api.fail_with = fail_with
         mf_api.hang = hang
         started = time.monotonic()
-        response = browser_return(live_mf, payment_id)
+        response = browser_return(live_mf_api, payment_id)
         assert response.status_code == status, (payment_id, fail_with, hang)
         assert set(response.json()) == {"error"}
         if hang:
             assert time.monotonic() - started < hang + 1
-        assert live_mf.client.get_order("MR-4")["status"] == "pending"
+        assert live_mf_api.client.get_order("MR-4")["status"] == "pending"
     mf_api.fail_with = None
     mf_api.hang = 0
     # Once MyFatoorah answers again, the same return pays.
-    assert browser_return(live_mf, "0707505").status_code == 303
-    assert live_mf.client.get_order("MR-4")["status"] == "paid"
+    assert browser_return(live_mf_api, "0707505").status_code == 303
+    assert live_mf_api.client.get_order("MR-4")["status"] == "paid"
 
 
-def test_return_with_a_wrong_amount_is_refused(live_mf, mf_api):
-    live_mf.client.create_order("MR-5")
+def test_return_with_a_wrong_amount_is_refused(live_mf_api, mf_api):
+    live_mf_api.client.create_order("MR-5")
     mf_api.payments["0707506"] = payment_status(
         "MR-5", "0707506", amount="1.000", display="1.000 SR"
     )
-    assert browser_return(live_mf, "0707506").status_code == 422
-    assert live_mf.client.get_order("MR-5")["status"] == "pending"
+    assert browser_return(live_mf_api, "0707506").status_code == 422
+    assert live_mf_api.client.get_order("MR-5")["status"] == "pending"
 
 
 def test_return_with_a_wrong_api_key_is_a_gateway_failure(make_service, mf_api):
@@ -498,16 +509,49 @@ def race(live, reference, payment_id):
     return answers
 
 
-def test_webhook_racing_the_return_sends_one_set(live_mf, mf_api, smtp, whatsapp):
+def test_webhook_racing_the_return_sends_one_set(live_mf_api, mf_api, smtp, whatsapp):
     for n in range(4):
         reference = f"MF-RACE-{n}"
         payment_id = f"07078{n}"
-        live_mf.client.create_order(reference)
+        live_mf_api.client.create_order(reference)
         mf_api.payments[payment_id] = payment_status(reference, payment_id)
-        answers = race(live_mf, reference, payment_id)
+        answers = race(live_mf_api, reference, payment_id)
         assert answers["webhook"].json()["status"] in ("paid", "duplicate")
         assert answers["return"].status_code == 303
         assert answers["return"].headers["Location"].endswith(f"?order={reference}")
-        live_mf.client.wait_for_states(reference)
+        live_mf_api.client.wait_for_states(reference)
     time.sleep(0.3)
     assert len(smtp.messages) == 4 and len(whatsapp.requests) == 8
+
+
+def test_with_the_api_key_the_webhook_amount_comes_from_myfatoorah(live_mf_api, mf_api):
+    # The Amount object is not signed: a delivery whose Amount was rewritten
+    # to match the order still pays only what MyFatoorah says was paid.
+    live_mf_api.client.create_order("MC-1")
+    data = data_for("MC-1", payment_id="0707601")
+    mf_api.payments["0707601"] = payment_status(
+        "MC-1", "0707601", amount="1.000", display="1.000 SR"
+    )
+    response = post(live_mf_api, data)
+    assert response.status_code == 422
+    assert live_mf_api.client.get_order("MC-1")["status"] == "pending"
+    mf_api.payments["0707601"] = payment_status("MC-1", "0707601")
+    assert post(live_mf_api, data).json() == {"status": "paid"}
+
+
+def test_with_the_api_key_a_webhook_myfatoorah_denies_pays_nothing(live_mf_api, mf_api):
+    live_mf_api.client.create_order("MC-2")
+    mf_api.payments["0707602"] = payment_status(
+        "MC-2", "0707602", status="Failed", invoice_status="Pending"
+    )
+    answer = post(live_mf_api, data_for("MC-2", payment_id="0707602"))
+    assert answer.json() == {"status": "failed"}
+    assert live_mf_api.client.get_order("MC-2")["status"] == "failed"
+
+
+def test_a_signed_success_on_an_unpaid_invoice_is_ignored(live_mf):
+    live_mf.client.create_order("MC-3")
+    data = data_for("MC-3", payment_id="0707603")
+    data["Invoice"]["Status"] = "PENDING"
+    assert post(live_mf, data).json() == {"status": "ignored"}
+    assert live_mf.client.get_order("MC-3")["status"] == "pending"

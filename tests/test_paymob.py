@@ -266,6 +266,7 @@ def test_failed_transaction_fails_the_order_and_sends_nothing(live_paymob, smtp)
         {"is_refunded": True},
         {"is_voided": True},
         {"has_parent_transaction": True},  # e.g. a refund transaction
+        {"is_auth": True},  # an authorization takes no money yet
     ],
 )
 def test_pending_and_follow_up_transactions_are_ignored(live_paymob, changes):

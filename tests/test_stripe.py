@@ -309,6 +309,7 @@ def test_return_of_an_unpaid_session_changes_nothing(live_stripe, stripe_api):
     [
         ("cs_test_unknown", None, 404),
         ("cs_test_3", 500, 502),
+        ("cs_test_3", "wrong id", 502),
         ("pi_not_a_session", None, 400),
         ("cs_test_3/../x", None, 400),
     ],
@@ -316,7 +317,8 @@ def test_return_of_an_unpaid_session_changes_nothing(live_stripe, stripe_api):
 def test_return_errors(live_stripe, stripe_api, session_id, fail_with, status):
     live_stripe.client.create_order("SR-3")
     stripe_api.sessions["cs_test_3"] = session("SR-3", amount=1)
-    stripe_api.fail_with = fail_with
+    stripe_api.wrong_id = fail_with == "wrong id"
+    stripe_api.fail_with = None if stripe_api.wrong_id else fail_with
     response = browser_return(live_stripe, session_id)
     assert response.status_code == status
     assert set(response.json()) == {"error"}

@@ -156,7 +156,7 @@ def browser_return(callback, settings, http):
     result = _from_payment(payment, "return")
     if result is None:  # initiated, authorized, ...: nothing to do yet
         return Return(None, paid=False, reference=reference)
-    return Return(result, paid=result.outcome == SUCCEEDED)
+    return Return(result, paid=result.outcome == SUCCEEDED, reference=result.reference)
 
 
 def simulated_payment_id(reference, failed):

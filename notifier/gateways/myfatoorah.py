@@ -77,7 +77,7 @@ import hashlib
 import hmac
 import json
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 import requests
 
@@ -88,6 +88,7 @@ from notifier.money import decimals
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
 
 NAME = "myfatoorah"
+MAX_DIGITS = 30  # digits of an amount; more is no real payment
 HEADER = "MyFatoorah-Signature"
 MAX_HEADER = 512
 PAYMENT_EVENT = "PAYMENT_STATUS_CHANGED"
@@ -147,7 +148,8 @@ def signed_texts(data):
 
 def signature(text, secret):
     """base64(HMAC-SHA256(secret, text)), both UTF-8."""
-    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest()
+    data = text.encode("utf-8", "surrogatepass")  # a lone surrogate: no match
+    digest = hmac.new(secret.encode(), data, hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -182,9 +184,13 @@ def to_minor(value, currency, where="amount"):
         raise RequestError(f"{where} must be a decimal number") from None
     if not amount.is_finite() or amount < 0 or amount > Decimal(10) ** 13:
         raise RequestError(f"{where} must be a decimal number")
-    minor = amount.scaleb(decimals(currency))
-    if minor != minor.to_integral_value():
-        raise RequestError(f"{where} has more decimals than {currency} allows")
+    if len(amount.as_tuple().digits) > MAX_DIGITS:
+        raise RequestError(f"{where} must be a decimal number")
+    with localcontext() as exact:  # no rounding to the default 28 digits
+        exact.prec = 2 * MAX_DIGITS
+        minor = amount.scaleb(decimals(currency))
+        if minor != minor.to_integral_value():
+            raise RequestError(f"{where} has more decimals than {currency} allows")
     return int(minor)
 
 
@@ -244,7 +250,15 @@ def webhook(callback, settings, http):
         return None  # refunds, transfers, ...: nothing here acts on them
     data = event.get("Data")
     verify(data, header, settings.myfatoorah_webhook_secret)
-    return parse_event(data)
+    payment = parse_event(data)
+    if payment is None or payment.outcome != SUCCEEDED:
+        return payment
+    if _render(data["Invoice"].get("Status")).upper() != "PAID":
+        return None  # the signed invoice status says not yet
+    if settings.myfatoorah_api_key:
+        # The amount is not signed: take it from MyFatoorah's own answer.
+        return confirmed(payment.payment_id, settings, http).payment
+    return payment
 
 
 def parse_event(data):
@@ -350,6 +364,11 @@ def browser_return(callback, settings, http):
     payment_id = callback.query.get("paymentId") or callback.query.get("PaymentId")
     if not payment_id or not PAYMENT_ID.fullmatch(payment_id):
         raise RequestError("paymentId must be a MyFatoorah payment id")
+    return confirmed(payment_id, settings, http)
+
+
+def confirmed(payment_id, settings, http):
+    """What MyFatoorah's own GetPaymentStatus says of one payment (a Return)."""
     status = fetch_payment(payment_id, settings, http)
     # The webhook's signed reference is ExternalIdentifier; GetPaymentStatus
     # (V2) names the merchant's reference CustomerReference.

@@ -141,7 +141,9 @@ def response_message(query):
 
 def sign(message, secret):
     """Lower-case hex HMAC-SHA512 of `message` with `secret`."""
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha512).hexdigest()
+    # surrogatepass: a lone surrogate from a forged body simply fails to match.
+    data = message.encode("utf-8", "surrogatepass")
+    return hmac.new(secret.encode(), data, hashlib.sha512).hexdigest()
 
 
 def _check_shape(offered):
@@ -212,7 +214,12 @@ def _transaction(get):
         # Pending (kiosk, some wallets): the final callback follows. Refunds,
         # voids and other follow-up transactions (has_parent_transaction,
         # except a capture) are not payments of the order.
-        "ignored": pending or refund_or_void or (child and not capture),
+        "ignored": pending
+        or refund_or_void
+        or (child and not capture)
+        # An authorization alone takes no money (auth/capture integrations):
+        # the capture's own callback pays the order.
+        or _flag(get("is_auth"), "is_auth"),
         "outcome": SUCCEEDED if success else FAILED_PAYMENT,
     }
 

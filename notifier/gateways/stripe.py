@@ -175,13 +175,15 @@ def browser_return(callback, settings, http):
     ):
         raise RequestError("session_id must be a Checkout Session id")
     session = fetch_session(session_id, settings, http)
+    if session.get("id") != session_id:
+        raise RequestError("Stripe answered with another session", 502)
     reference = _reference(session)
     if reference is None:
         raise RequestError("the checkout session names no order", 404)
     if session.get("payment_status") != "paid":
         return Return(None, paid=False, reference=reference)
     payment = _from_object(f"return:{session_id}", "return", SUCCEEDED, session)
-    return Return(payment, paid=True)
+    return Return(payment, paid=True, reference=reference)
 
 
 def simulate(order, failed, settings, now):

@@ -26,7 +26,7 @@ charge); `metadata.order_reference` is read when that is absent.
 import hashlib
 import hmac
 import json
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 import requests
 
@@ -37,6 +37,7 @@ from notifier.money import decimals
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
 
 NAME = "tap"
+MAX_DIGITS = 30  # digits of an amount; more is no real charge
 HEADER = "hashstring"
 MAX_HEADER = 256
 MAX_ID = 128
@@ -148,7 +149,7 @@ def verify(raw_body, header, secret):
     try:
         body = loads(raw_body)
         want = hashstring(body, secret).encode()
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError, ArithmeticError):
         raise RequestError(f"the body cannot be verified by {HEADER}", 401) from None
     got = header.strip().lower().encode("utf-8", "replace")
     if not hmac.compare_digest(want, got):
@@ -192,7 +193,7 @@ def fetch_charge(charge_id, settings, http):
         raise RequestError(f"Tap answered {response.status_code}", 502)
     try:
         charge = loads(response.content)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError, ArithmeticError):
         raise RequestError("Tap answered something that is not JSON", 502) from None
     if not isinstance(charge, dict) or charge.get("id") != charge_id:
         raise RequestError("Tap answered with another or no charge", 502)
@@ -212,11 +213,13 @@ def to_minor(amount, currency):
     """Major units (an exact Decimal) -> an int of minor units, or None when
     the amount is not a whole number of them."""
     number = _decimal(amount)
-    if number is None:
+    if number is None or len(number.as_tuple().digits) > MAX_DIGITS:
         return None
-    minor = number.scaleb(decimals(currency))
-    if minor != minor.to_integral_value():
-        return None
+    with localcontext() as exact:  # no rounding to the default 28 digits
+        exact.prec = 2 * MAX_DIGITS
+        minor = number.scaleb(decimals(currency))
+        if minor != minor.to_integral_value():
+            return None
     return int(minor)
 
 
@@ -277,7 +280,9 @@ def browser_return(callback, settings, http):
     payment = _payment(charge)
     if payment is None:
         return Return(None, paid=False, reference=reference)
-    return Return(payment, paid=payment.outcome == SUCCEEDED)
+    return Return(
+        payment, paid=payment.outcome == SUCCEEDED, reference=payment.reference
+    )
 
 
 # -- simulate ------------------------------------------------------------------

@@ -12,6 +12,7 @@ class StripeApiStandIn:
         self.secret_key = secret_key
         self.sessions = {}  # id -> the session object to answer with
         self.fail_with = None  # an HTTP status to answer every request with
+        self.wrong_id = False  # answer with another session's id
         self.calls = []
         stand_in = self
 
@@ -43,10 +44,11 @@ class StripeApiStandIn:
         if self.fail_with:
             return self.fail_with, {"error": {"type": "api_error"}}
         prefix = "/v1/checkout/sessions/"
-        session = self.sessions.get(request.path[len(prefix) :])
+        key = request.path[len(prefix) :]
+        session = self.sessions.get(key)
         if not request.path.startswith(prefix) or session is None:
             return 404, {"error": {"type": "invalid_request_error"}}
-        return 200, session
+        return 200, dict(session, id="cs_test_other" if self.wrong_id else key)
 
     def __enter__(self):
         self._thread.start()
