@@ -33,10 +33,9 @@ import hmac
 import json
 import uuid
 
-import requests
-
 from notifier import validate
 from notifier.errors import RequestError
+from notifier.gateways.api import get_json
 from notifier.gateways.base import Return, Simulated
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
 from notifier.web import parse_json
@@ -77,24 +76,16 @@ def _payment_id(value, where):
 def fetch_payment(payment_id, settings, http):
     """The payment object from Moyasar's API; RequestError on failure."""
     url = f"{settings.moyasar_api_url}/v1/payments/{payment_id}"
-    try:
-        response = http.get(
-            url,
-            auth=(settings.moyasar_secret_key, ""),
-            headers={"Accept": "application/json"},
-            timeout=settings.gateway_api_timeout,
-        )
-    except requests.RequestException:
-        raise RequestError("Moyasar cannot be reached", 502) from None
-    if response.status_code == 404:
-        raise RequestError("Moyasar knows no such payment", 404)
-    if response.status_code != 200:
-        raise RequestError(f"Moyasar answered {response.status_code}", 502)
-    try:
-        payment = response.json()
-    except ValueError:
-        raise RequestError("Moyasar answered something that is not JSON", 502) from None
-    if not isinstance(payment, dict) or payment.get("id") != payment_id:
+    payment = get_json(
+        http,
+        "Moyasar",
+        "payment",
+        url,
+        settings,
+        auth=(settings.moyasar_secret_key, ""),
+        headers={"Accept": "application/json"},
+    )
+    if payment.get("id") != payment_id:
         raise RequestError("Moyasar answered something unexpected", 502)
     return payment
 

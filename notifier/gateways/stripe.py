@@ -12,10 +12,9 @@ import hashlib
 import hmac
 import json
 
-import requests
-
 from notifier import validate
 from notifier.errors import RequestError
+from notifier.gateways.api import get_json
 from notifier.gateways.base import Return, Simulated
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
 from notifier.web import parse_json
@@ -141,25 +140,14 @@ def fetch_session(session_id, settings, http):
     if not settings.stripe_secret_key:
         raise RequestError("the Stripe return needs STRIPE_SECRET_KEY", 503)
     url = f"{settings.stripe_api_url}/v1/checkout/sessions/{session_id}"
-    try:
-        response = http.get(
-            url,
-            auth=(settings.stripe_secret_key, ""),
-            timeout=settings.gateway_api_timeout,
-        )
-    except requests.RequestException:
-        raise RequestError("Stripe cannot be reached", 502) from None
-    if response.status_code == 404:
-        raise RequestError("Stripe knows no such checkout session", 404)
-    if response.status_code != 200:
-        raise RequestError(f"Stripe answered {response.status_code}", 502)
-    try:
-        session = response.json()
-    except ValueError:
-        raise RequestError("Stripe answered something that is not JSON", 502) from None
-    if not isinstance(session, dict):
-        raise RequestError("Stripe answered something unexpected", 502)
-    return session
+    return get_json(
+        http,
+        "Stripe",
+        "checkout session",
+        url,
+        settings,
+        auth=(settings.stripe_secret_key, ""),
+    )
 
 
 def browser_return(callback, settings, http):

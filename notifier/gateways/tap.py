@@ -28,10 +28,9 @@ import hmac
 import json
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
-import requests
-
 from notifier import validate
 from notifier.errors import RequestError
+from notifier.gateways.api import get_json
 from notifier.gateways.base import Return, Simulated
 from notifier.money import decimals
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
@@ -176,26 +175,19 @@ def _charge_id(value):
 def fetch_charge(charge_id, settings, http):
     """GET /v2/charges/{id}; RequestError 404 (unknown) or 502 on failure."""
     url = f"{settings.tap_api_url}/v2/charges/{charge_id}"
-    try:
-        response = http.get(
-            url,
-            headers={
-                "Authorization": f"Bearer {settings.tap_secret_key}",
-                "Accept": "application/json",
-            },
-            timeout=settings.gateway_api_timeout,
-        )
-    except requests.RequestException:
-        raise RequestError("Tap cannot be reached", 502) from None
-    if response.status_code == 404:
-        raise RequestError("Tap knows no such charge", 404)
-    if response.status_code != 200:
-        raise RequestError(f"Tap answered {response.status_code}", 502)
-    try:
-        charge = loads(response.content)
-    except (UnicodeDecodeError, ValueError, RecursionError, ArithmeticError):
-        raise RequestError("Tap answered something that is not JSON", 502) from None
-    if not isinstance(charge, dict) or charge.get("id") != charge_id:
+    charge = get_json(
+        http,
+        "Tap",
+        "charge",
+        url,
+        settings,
+        loads=loads,
+        headers={
+            "Authorization": f"Bearer {settings.tap_secret_key}",
+            "Accept": "application/json",
+        },
+    )
+    if charge.get("id") != charge_id:
         raise RequestError("Tap answered with another or no charge", 502)
     return charge
 
