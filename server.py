@@ -136,7 +136,8 @@ def create_app(get_service):
         if back.payment is not None:
             result = _apply(service, back.payment)
             reference = result.order.reference if result.order else reference
-        if reference is None:  # a race lost before the order was read
+        if reference is None and back.payment is not None:
+            # A race lost before the order was read.
             reference = back.payment.reference or back.payment.gateway_order_id
         _redirect(service.settings, reference, paid=back.paid)
 
