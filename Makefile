@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test test-slow bench lint format clean
+.PHONY: run test test-slow bench chaos lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-slow: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(PY) -m bench
+
+# Kill and restart the service under a stream of callbacks; CHAOS_SECONDS=30 in CI.
+CHAOS_SECONDS ?= 180
+chaos: $(VENV)/.test-installed
+	$(PY) -m bench.chaos --seconds $(CHAOS_SECONDS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check .
