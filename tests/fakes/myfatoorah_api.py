@@ -4,10 +4,9 @@
 `{"IsSuccess", "Message", "ValidationErrors", "Data"}`."""
 
 import json
-import threading
-import time
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.fakes.json_api import JsonApiStandIn
 
 
 def _number(value):
@@ -17,46 +16,22 @@ def _number(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-class MyFatoorahApiStandIn:
+class MyFatoorahApiStandIn(JsonApiStandIn):
     def __init__(self, api_key):
+        super().__init__()
         self.api_key = api_key
         self.payments = {}  # PaymentId -> the `Data` object to answer with
-        self.fail_with = None  # an HTTP status to answer every request with
         self.hang = 0.0  # seconds to wait before answering
-        self.calls = []  # (path, parsed body)
-        stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def record(self, request, body):
+        self.calls.append((request.path, body))
 
-            def log_message(self, *args):
-                pass
+    def hold(self):
+        if self.hang:
+            self._release.wait(self.hang)
 
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw or b"null")
-                except ValueError:
-                    body = None
-                stand_in.calls.append((self.path, body))
-                if stand_in.hang:
-                    time.sleep(stand_in.hang)
-                status, answer = stand_in._answer(self, body)
-                data = json.dumps(answer, default=_number).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client gave up (a timeout test)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def encode(self, answer):
+        return json.dumps(answer, default=_number).encode()
 
     @staticmethod
     def _error(message):
@@ -67,7 +42,7 @@ class MyFatoorahApiStandIn:
             "Data": None,
         }
 
-    def _answer(self, request, body):
+    def answer(self, request, body):
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return 401, self._error("Unauthorized")
         if self.fail_with:
@@ -90,11 +65,3 @@ class MyFatoorahApiStandIn:
             "ValidationErrors": None,
             "Data": data,
         }
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
