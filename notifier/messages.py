@@ -16,7 +16,6 @@ from notifier.tasks import registry
 EMAIL_CUSTOMER = "email_customer"
 WHATSAPP_ADMIN = "whatsapp_admin"
 WHATSAPP_COURIER = "whatsapp_courier"
-ORDER_KINDS = (EMAIL_CUSTOMER, WHATSAPP_ADMIN, WHATSAPP_COURIER)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import threading
 import requests
 
 import models
-from models import Notification, write_transaction
+from models import write_transaction
 from notifier import outbox
 from notifier.channels import build_channels
 from notifier.messages import Context
@@ -71,10 +71,3 @@ class Service:
 
     def describe_channels(self):
         return {name: channel.name for name, channel in self.channels.items()}
-
-    def pending_count(self):
-        return (
-            Notification.select()
-            .where(Notification.state.in_(("pending", "running")))
-            .count()
-        )

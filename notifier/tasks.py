@@ -31,8 +31,5 @@ class TaskRegistry:
     def __contains__(self, kind):
         return kind in self._tasks
 
-    def kinds(self):
-        return sorted(self._tasks)
-
 
 registry = TaskRegistry()
