@@ -21,7 +21,6 @@ from notifier.errors import NotifierError, RequestError, SettingsError
 from notifier.gateways import ADAPTERS, generic
 from notifier.gateways.base import Callback
 from notifier.settings import Settings
-from notifier.signing import verify_return, verify_webhook
 from notifier.web import (
     check_bearer,
     error_body,
@@ -74,41 +73,6 @@ def create_app(get_service):
             raise RequestError("payments are not configured (GATEWAY_SECRET)", 503)
         return service, service.settings
 
-    @app.post("/payments/webhook")
-    def webhook():
-        service, settings = payment_service()
-        raw = read_body(bottle.request)
-        verify_webhook(
-            raw,
-            raw_header(bottle.request, "X-Signature", None),
-            settings.gateway_secrets,
-            time.time(),
-            settings.signature_tolerance,
-        )
-        payment = generic.parse_webhook(parse_json(raw))
-        result = _apply(service, payment)
-        return {"status": result.status}
-
-    @app.get("/payments/return")
-    def payment_return():
-        service, settings = payment_service()
-        params = single_query(bottle.request)
-        verify_return(
-            params, settings.gateway_secrets, time.time(), settings.signature_tolerance
-        )
-        payment = generic.parse_return(params)
-        _apply(service, payment)
-        _redirect(settings, payment.reference, payment.outcome == payments.SUCCEEDED)
-
-    def adapter_service(name):
-        adapter = ADAPTERS.get(name)
-        if adapter is None:
-            raise RequestError("no such gateway", 404)
-        service = get_service()
-        if not adapter.configured(service.settings):
-            raise RequestError(f"the {name} gateway is not configured", 503)
-        return adapter, service
-
     def callback(raw):
         request = bottle.request
         return Callback(
@@ -118,8 +82,21 @@ def create_app(get_service):
             now=time.time(),
         )
 
+    def adapter_service(name):
+        adapter = generic if name == generic.NAME else ADAPTERS.get(name)
+        if adapter is None:
+            raise RequestError("no such gateway", 404)
+        service = get_service()
+        if not adapter.configured(service.settings):
+            raise RequestError(
+                f"the {name} gateway is not configured ({adapter.SETTINGS})", 503
+            )
+        return adapter, service
+
+    # The service's own scheme keeps the routes without a gateway name.
+    @app.post("/payments/webhook")
     @app.post("/payments/<name>/webhook")
-    def gateway_webhook(name):
+    def gateway_webhook(name=generic.NAME):
         adapter, service = adapter_service(name)
         call = callback(read_body(bottle.request))
         payment = adapter.webhook(call, service.settings, service.gateway_http)
@@ -127,8 +104,9 @@ def create_app(get_service):
             return {"status": "ignored"}
         return {"status": _apply(service, payment).status}
 
+    @app.get("/payments/return")
     @app.get("/payments/<name>/return")
-    def gateway_return(name):
+    def gateway_return(name=generic.NAME):
         adapter, service = adapter_service(name)
         call = callback(b"")
         back = adapter.browser_return(call, service.settings, service.gateway_http)

@@ -2,7 +2,8 @@
 
 An adapter is a module with:
 
-- `NAME`, the `<gateway>` of its routes;
+- `NAME`, the `<gateway>` of its routes, and `SETTINGS`, the variables that
+  `configured` needs (named in the 503 answer);
 - `configured(settings)`: whether its secrets are set (else its routes 503);
 - `webhook(callback, settings, http)`: verify the server-to-server callback
   (before parsing anything else), then return the `Payment` it reports, or

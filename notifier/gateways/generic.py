@@ -4,13 +4,45 @@ import json
 
 from notifier import validate
 from notifier.errors import RequestError
-from notifier.gateways.base import Simulated
+from notifier.gateways.base import Return, Simulated
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
-from notifier.signing import sign_webhook
+from notifier.signing import sign_webhook, verify_return, verify_webhook
+from notifier.web import parse_json
 
 NAME = "generic"
+SETTINGS = "GATEWAY_SECRET"  # what configured() needs
 OUTCOMES = {"payment.succeeded": SUCCEEDED, "payment.failed": FAILED_PAYMENT}
 RETURN_STATUS = {"paid": SUCCEEDED, "failed": FAILED_PAYMENT}
+
+
+def configured(settings):
+    return bool(settings.gateway_secrets)
+
+
+def webhook(callback, settings, http):
+    """`X-Signature` over the raw body first, then the JSON event."""
+    verify_webhook(
+        callback.raw,
+        callback.header("X-Signature"),
+        settings.gateway_secrets,
+        callback.now,
+        settings.signature_tolerance,
+    )
+    return parse_webhook(parse_json(callback.raw))
+
+
+def browser_return(callback, settings, http):
+    """The signed query of the customer's return."""
+    verify_return(
+        callback.query,
+        settings.gateway_secrets,
+        callback.now,
+        settings.signature_tolerance,
+    )
+    payment = parse_return(callback.query)
+    return Return(
+        payment, paid=payment.outcome == SUCCEEDED, reference=payment.reference
+    )
 
 
 def parse_webhook(body):
@@ -82,7 +114,3 @@ def simulate(order, failed, settings, now):
         body,
         {"X-Signature": header, "Content-Type": "application/json"},
     )
-
-
-def configured(settings):
-    return bool(settings.gateway_secrets)

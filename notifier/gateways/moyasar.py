@@ -41,6 +41,7 @@ from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
 from notifier.web import parse_json
 
 NAME = "moyasar"
+SETTINGS = "MOYASAR_SECRET_KEY and MOYASAR_WEBHOOK_TOKEN"  # what configured() needs
 MAX_PAYMENT_ID = 100
 # `captured` is an authorized payment the shop captured later: money taken.
 OUTCOMES = {"paid": SUCCEEDED, "captured": SUCCEEDED, "failed": FAILED_PAYMENT}

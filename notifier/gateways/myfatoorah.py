@@ -88,6 +88,7 @@ from notifier.money import decimals
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
 
 NAME = "myfatoorah"
+SETTINGS = "MYFATOORAH_WEBHOOK_SECRET"  # what configured() needs
 MAX_DIGITS = 30  # digits of an amount; more is no real payment
 HEADER = "MyFatoorah-Signature"
 MAX_HEADER = 512

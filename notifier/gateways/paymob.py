@@ -32,6 +32,7 @@ from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
 from notifier.web import parse_json
 
 NAME = "paymob"
+SETTINGS = "PAYMOB_HMAC_SECRET"  # what configured() needs
 DIGEST_LENGTH = 128  # SHA-512 in hex
 MAX_ID = 64  # Order.gateway_order_id is a CharField(64)
 

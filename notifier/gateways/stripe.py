@@ -20,6 +20,7 @@ from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
 from notifier.web import parse_json
 
 NAME = "stripe"
+SETTINGS = "STRIPE_WEBHOOK_SECRET"  # what configured() needs
 HEADER = "Stripe-Signature"
 TOLERANCE = 300
 MAX_HEADER = 4096

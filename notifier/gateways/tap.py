@@ -36,6 +36,7 @@ from notifier.money import decimals
 from notifier.payments import FAILED_PAYMENT, SUCCEEDED, Payment
 
 NAME = "tap"
+SETTINGS = "TAP_SECRET_KEY"  # what configured() needs
 MAX_DIGITS = 30  # digits of an amount; more is no real charge
 HEADER = "hashstring"
 MAX_HEADER = 256
