@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test test-slow bench chaos lint format clean
+.PHONY: run test test-slow bench compare chaos lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ test-slow: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(PY) -m bench
+
+# The service next to inline sends, a bare pool, Huey and Celery; writes
+# docs/benchmarks.md. The peers' packages are the bench's, not the product's.
+$(VENV)/.peers-installed: $(VENV)/.test-installed bench/requirements-peers.txt
+	$(PY) -m pip install --quiet -r bench/requirements-peers.txt
+	touch $@
+
+compare: $(VENV)/.peers-installed
+	$(PY) -m bench.compare
 
 # Kill and restart the service under a stream of callbacks; CHAOS_SECONDS=30 in CI.
 CHAOS_SECONDS ?= 180

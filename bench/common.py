@@ -350,6 +350,7 @@ def run_load(
     expect=None,
     cycle=False,
     timeout=None,
+    latencies=False,
 ):
     """Run bench.load in its own process; return its JSON summary."""
     argv = [
@@ -367,6 +368,8 @@ def run_load(
         argv += ["--expect", expect]
     if cycle:
         argv.append("--cycle")
+    if latencies:
+        argv.append("--latencies")
     if timeout is None:
         timeout = (seconds or 0) + 120 + (requests or 0) * 10
     done = subprocess.run(

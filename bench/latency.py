@@ -2,7 +2,7 @@
 
 One client, one keep-alive connection, one webhook at a time, each paying a
 new order (created before the clock starts). (a) and (b) are the service,
-`python server.py`; (c) is bench/inline.py, the same callback doing the three
+`python server.py`; (c) is bench/peers/inline.py, the same callback doing the three
 sends before it answers.
 """
 
@@ -49,7 +49,9 @@ def _inline(plan):
         db = tmp / "notifier.db"
         count = plan.inline_requests
         seed(db, count, prefix="I-")
-        app = module_proc(tmp, "bench.inline", db_path=db, smtp=smtp, whatsapp=whatsapp)
+        app = module_proc(
+            tmp, "bench.peers.serve", "inline", db_path=db, smtp=smtp, whatsapp=whatsapp
+        )
         with app:
             app.start()
             result = run_load(

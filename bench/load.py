@@ -134,6 +134,9 @@ def main(argv=None):
         action="store_true",
         help="reuse the bodies (routes that ignore them)",
     )
+    parser.add_argument(
+        "--latencies", action="store_true", help="print every latency too"
+    )
     args = parser.parse_args(argv)
     if args.seconds is None and args.requests is None:
         parser.error("give --seconds or --requests")
@@ -174,6 +177,8 @@ def main(argv=None):
         "max": max(latencies) if latencies else None,
         "samples": [s for w in workers for s in w.samples][:5],
     }
+    if args.latencies:
+        result["latencies"] = latencies
     json.dump(result, sys.stdout)
     return 0
 

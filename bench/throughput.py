@@ -28,7 +28,7 @@ CONNECTIONS = 8
 HELLO_BODIES = 2000  # the hello route ignores them: posted round and round
 
 
-def _hello(plan, tmp):
+def measure_hello(plan, tmp):
     app = module_proc(tmp, "bench.hello", "PORT", HTTP_THREADS)
     with app:
         app.start()
@@ -108,7 +108,7 @@ def run(plan):
     seconds = plan.throughput_seconds
     with temp_dir("throughput") as tmp:
         log(f"hello route, {CONNECTIONS} connections, {seconds:g} s")
-        hello = _hello(plan, tmp)
+        hello = measure_hello(plan, tmp)
         _describe("hello", hello)
         log(f"service webhooks with delivery, {CONNECTIONS} connections, {seconds:g} s")
         service = _service(plan, tmp)
