@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import backlog
@@ -41,7 +41,7 @@ from bench.common import (
     temp_dir,
 )
 from bench.peers.procs import BY_NAME, PEERS, Running
-from bench.report import table_lines, write_doc
+from bench.report import machine, table_lines, write_doc
 
 SLOW = 2.0  # seconds each channel takes for the slow latency run
 CONNECTIONS = 8
@@ -254,10 +254,20 @@ def main(argv=None):
     parser.add_argument(
         "--doc",
         default=str(ROOT / "docs" / "benchmarks.md"),
-        help="where to write the Markdown (and the plot beside it); '' for none",
+        help="where to write the Markdown (the plot and the raw figures beside "
+        "it); '' for none",
     )
-    parser.add_argument("--json", default="", help="also write the raw figures")
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        default="",
+        help="write the doc again from a saved run (its .json), measuring nothing",
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        run = json.loads(Path(args.render).read_text(encoding="utf-8"))
+        print(f"compare: wrote {write_doc(Path(args.doc), run)}")
+        return 0
     plan = QUICK if args.quick else FULL
     chosen = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = [name for name in chosen if name not in BY_NAME]
@@ -271,21 +281,27 @@ def main(argv=None):
     hello = hello_rate(plan)
     log(f"bare hello: {hello['rate']:.0f} requests/s")
     rows = [measure(peer, plan) for peer in peers]
-    took = time.monotonic() - started
     command = "python -m bench.compare" + (" --quick" if args.quick else "")
     if args.only:
         command += f" --only {args.only}"
+    run = {
+        "command": command,
+        "seconds": round(time.monotonic() - started, 1),
+        "plan": asdict(plan),
+        "machine": machine(),
+        "hello": hello,
+        "rows": rows,
+    }
     print()
     for line in table_lines(rows, hello):
         print(line)
-    print(f"\ncompare: done in {took / 60:.1f} min", flush=True)
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps({"hello": hello, "rows": rows}, indent=1, default=str)
-        )
+    print(f"\ncompare: done in {run['seconds'] / 60:.1f} min", flush=True)
     if args.doc:
-        path = write_doc(Path(args.doc), rows, hello, plan, command, took)
-        print(f"compare: wrote {path}")
+        doc = Path(args.doc)
+        saved = doc.with_suffix(".json")
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(run, indent=1, default=str), encoding="utf-8")
+        print(f"compare: wrote {write_doc(doc, run)} and {saved}")
     failed = [r["peer"] for r in rows if any("error" in v for v in _cells(r))]
     return 1 if failed else 0
 

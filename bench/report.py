@@ -118,8 +118,9 @@ def plot(rows, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True, sharey=True)
     for ax, key, title in (
         (axes[0], "instant", "channels answer at once"),
         (axes[1], "slow", "each channel takes 2 s"),
@@ -131,6 +132,8 @@ def plot(rows, path):
             share = [(i + 1) / len(values) for i in range(len(values))]
             ax.step(values, share, where="post", label=row["title"])
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("webhook latency, ms (log scale)")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
@@ -142,30 +145,43 @@ def plot(rows, path):
     plt.close(fig)
 
 
-def write_doc(path, rows, hello, plan, command, took):
+def machine():
+    """Where and with what a run was taken, read at its end."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "load": ", ".join(f"{x:.2f}" for x in load) if load else "unknown",
+        "versions": versions(),
+    }
+
+
+def write_doc(path, run):
+    """docs/benchmarks.md and its plot, from one run's record (see compare)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     image = path.with_name(path.stem + "-latency.png")
+    rows, hello, plan, info = run["rows"], run["hello"], run["plan"], run["machine"]
     plot(rows, image)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    found = versions()
     text = TEMPLATE.format(
-        command=command,
-        date=dt.datetime.now().astimezone().isoformat(timespec="minutes"),
-        cores=os.cpu_count(),
-        python=platform.python_version(),
-        system=platform.platform(),
-        load=", ".join(f"{x:.2f}" for x in load) if load else "unknown",
-        took=f"{took / 60:.1f}",
-        plan=plan.name,
-        versions=", ".join(f"{k} {v}" for k, v in found.items()),
+        command=run["command"],
+        date=info["date"],
+        cores=info["cores"],
+        python=info["python"],
+        system=info["system"],
+        load=info["load"],
+        took=f"{run['seconds'] / 60:.1f}",
+        plan=plan["name"],
+        versions=", ".join(f"{k} {v}" for k, v in info["versions"].items()),
         table=markdown_table(rows, hello),
         hello=f"{hello['rate']:.0f}",
         image=image.name,
-        latency_requests=plan.latency_requests,
-        slow_requests=plan.slow_requests,
-        inline_slow=plan.inline_slow_requests,
-        seconds=f"{plan.throughput_seconds:g}",
-        orders=plan.backlog_orders,
+        latency_requests=plan["latency_requests"],
+        slow_requests=plan["slow_requests"],
+        inline_slow=plan["inline_slow_requests"],
+        seconds=f"{plan['throughput_seconds']:g}",
+        orders=plan["backlog_orders"],
         errors="\n".join(
             f"- {row['title']}, {key}: {value['error'].splitlines()[0]}"
             for row in rows
@@ -240,7 +256,11 @@ the pool's size, Huey's `-w`, Celery's `--concurrency`; 8 waitress threads.
   peer, whose webhooks take 6 s each). p50 and p99 are nearest-rank.
 - **Webhooks/s**: 8 keep-alive connections for {seconds} s after a warm-up,
   channels instant, each webhook paying a new order (`bench/load.py` in a
-  process of its own).
+  process of its own). It counts answers; the sends go on meanwhile on the
+  same cores: in the app's own process for the inline peer, the thread pool
+  and this service (which answers callbacks first and lets its rows wait in
+  the database while it is saturated), in the worker's processes for Huey
+  and Celery.
 - **kill -9 and SIGTERM** (`bench/backlog.py`): {orders} orders paid over 8
   connections, each webhook retried until it is answered 2xx, as a gateway
   retries; each channel takes 50 ms per message. Once a third of the
