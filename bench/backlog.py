@@ -5,15 +5,18 @@ with signed webhooks over 8 connections, each retried until it is answered
 2xx, as a gateway retries a callback it could not deliver. Each stand-in
 takes DELAY per message, so the sends trail the answers. Once a third of the
 messages has arrived, every process of the peer gets the signal (SIGKILL to
-whole process groups, as when a host dies; SIGTERM to each main process, as
-a service manager stops a unit), and is started again as soon as all are
-gone. Then: until every paid order's three messages arrived, or nothing
-arrived for QUIET seconds.
+whole process groups, as when the app and the worker crash; SIGTERM to each
+main process, as a service manager stops a unit; a broker keeps running),
+and is started again as soon as all are gone. Then the run waits until
+nothing has arrived for QUIET seconds, longer than any peer waits before it
+hands a dead sender's work out again.
 
 Counted against the stand-ins' own records, by each message's key: rows of
 paid orders with no message (missing), messages beyond the first per row
 (duplicated), the seconds from the restart to the last message, and for
-SIGTERM the seconds the stop took.
+SIGTERM the seconds until the app's and the worker's main processes exited.
+A message counts as received when its stand-in has it: a WhatsApp request on
+arrival, an email once the SMTP server accepted its data.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class Outcome:
     expected: int  # notification rows of paid orders
     missing: int
     duplicated: int
-    drain_seconds: float  # restart to the last message
+    last_seconds: float | None  # restart to the last message; None: none came
     stop_seconds: float  # signal to the last exit
     received_at_blow: int
     unanswered: int  # webhooks the gateway gave up on
@@ -166,41 +169,39 @@ def run(peer, sig, make_env, orders=ORDERS, quiet=QUIET, out=print):
             stop_seconds = running.hit(sig)
             restarted = time.monotonic()
             running.start()
+            # Until nothing arrives for `quiet` seconds: longer than any peer
+            # waits before it hands a dead sender's work out again, so late
+            # duplicates are counted alike for every peer.
             last_count, last_change = -1, restarted
             while True:
                 now = time.monotonic()
-                got = received(smtp, wa)
-                if len(got) != last_count:
-                    last_count, last_change = len(got), now
-                if gateway.done():
-                    keys, _ = expected_keys(db)
-                    if keys <= {key for _, key in got}:
-                        break
+                count = len(received(smtp, wa))
+                if count != last_count:
+                    last_count, last_change = count, now
                 if now - last_change > quiet or now - restarted > LIMIT:
                     break
                 time.sleep(0.2)
-            time.sleep(0.5)  # answers on their way reach the records
-            running.stop()
-            gateway.join(timeout=5)
-            got = received(smtp, wa)
+            got = received(smtp, wa)  # before the stop: what the run sent
             keys, paid = expected_keys(db)
             per_key = Counter(key for _, key in got)
             after = [at for at, _ in got if at >= restarted]
+            with gateway.lock:
+                answered = sum(gateway.answered.values())
             outcome = Outcome(
                 orders=orders,
                 paid=paid,
                 expected=len(keys),
                 missing=len(keys - set(per_key)) + 3 * (orders - paid),
                 duplicated=sum(n - 1 for key, n in per_key.items() if key in keys),
-                drain_seconds=round(max(after) - restarted, 2) if after else 0.0,
+                last_seconds=round(max(after) - restarted, 2) if after else None,
                 stop_seconds=round(stop_seconds, 2),
                 received_at_blow=at_blow,
-                unanswered=len(gateway.gave_up) + len(gateway.todo),
+                unanswered=orders - answered,
             )
             out(
                 f"    {signal.Signals(sig).name}: {outcome.missing} missing, "
                 f"{outcome.duplicated} duplicated, last message "
-                f"{outcome.drain_seconds} s after the restart, stop took "
+                f"{outcome.last_seconds} s after the restart, stop took "
                 f"{outcome.stop_seconds} s ({at_blow} messages before the blow, "
                 f"{paid}/{orders} paid)"
             )

@@ -93,10 +93,22 @@ def make_env(peer):
     return build
 
 
+MARK = "bench:peers"  # set in the Redis database the comparison may empty
+
+
 def _flush_redis():
+    """Empty the comparison's Redis database, never one holding other data."""
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    client = redis.Redis.from_url(REDIS_URL)
+    if _foreign_keys(client):
+        raise RuntimeError(f"{REDIS_URL} holds keys the comparison did not write")
+    client.flushdb()
+    client.set(MARK, "emptied before each Celery run by python -m bench.compare")
+
+
+def _foreign_keys(client):
+    return client.dbsize() and not client.exists(MARK)
 
 
 def why_not(peer):
@@ -114,9 +126,15 @@ def why_not(peer):
         try:
             import redis
 
-            redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+            client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+            client.ping()
         except Exception as exc:
             return f"no Redis at {REDIS_URL.rsplit('/', 1)[0]}: {exc}"
+        if _foreign_keys(client):
+            return (
+                f"{REDIS_URL} holds keys the comparison did not write; point "
+                "PEER_REDIS_URL at an empty database"
+            )
     return None
 
 
@@ -264,6 +282,8 @@ def main(argv=None):
         help="write the doc again from a saved run (its .json), measuring nothing",
     )
     args = parser.parse_args(argv)
+    if args.render and not args.doc:
+        parser.error("--render writes a doc: give --doc PATH")
     if args.render:
         run = json.loads(Path(args.render).read_text(encoding="utf-8"))
         print(f"compare: wrote {write_doc(Path(args.doc), run)}")
@@ -278,8 +298,12 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     print(f"compare: {plan.name} run, {os.cpu_count()} cores", flush=True)
-    hello = hello_rate(plan)
-    log(f"bare hello: {hello['rate']:.0f} requests/s")
+    try:
+        hello = hello_rate(plan)
+        log(f"bare hello: {hello['rate']:.0f} requests/s")
+    except Exception as exc:
+        hello = {"error": f"{type(exc).__name__}: {exc}"[:600]}
+        traceback.print_exc()
     rows = [measure(peer, plan) for peer in peers]
     command = "python -m bench.compare" + (" --quick" if args.quick else "")
     if args.only:
@@ -288,6 +312,8 @@ def main(argv=None):
         "command": command,
         "seconds": round(time.monotonic() - started, 1),
         "plan": asdict(plan),
+        "quiet": backlog.QUIET,
+        "delay": backlog.DELAY,
         "machine": machine(),
         "hello": hello,
         "rows": rows,
@@ -303,7 +329,7 @@ def main(argv=None):
         saved.write_text(json.dumps(run, indent=1, default=str), encoding="utf-8")
         print(f"compare: wrote {write_doc(doc, run)} and {saved}")
     failed = [r["peer"] for r in rows if any("error" in v for v in _cells(r))]
-    return 1 if failed else 0
+    return 1 if failed or "error" in hello else 0
 
 
 def _cells(row):

@@ -7,6 +7,8 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
+from bench import backlog
+
 PACKAGES = (
     "peewee", "waitress", "bottle", "requests",
     "huey", "celery", "kombu", "redis", "matplotlib",
@@ -17,8 +19,8 @@ HEADERS = (
     "p50 / p99 ms, 2 s channels",
     "webhooks/s, 8 conns",
     "÷ hello",
-    "kill -9: missing / dup / done s",
-    "SIGTERM: missing / dup / done s",
+    "kill -9: missing / dup / last msg s",
+    "SIGTERM: missing / dup / last msg s",
     "stop s",
 )
 
@@ -36,7 +38,9 @@ def _ms(value):
 def _blow(cell):
     if "error" in cell:
         return "error"
-    return f"{cell['missing']} / {cell['duplicated']} / {cell['drain_seconds']:.1f}"
+    last = cell["last_seconds"]
+    last = "none" if last is None else f"{last:.1f}"
+    return f"{cell['missing']} / {cell['duplicated']} / {last}"
 
 
 def cells(row, hello):
@@ -48,7 +52,9 @@ def cells(row, hello):
         rate_text = share = "error"
     else:
         rate_text = f"{rate['rate']:.0f}"
-        share = f"{100 * rate['rate'] / hello['rate']:.1f}%"
+        share = (
+            "n/a" if "error" in hello else f"{100 * rate['rate'] / hello['rate']:.1f}%"
+        )
     term = row["sigterm"]
     return [
         row["title"],
@@ -71,12 +77,18 @@ def table_lines(rows, hello):
         for line in grid
     ]
     out.insert(1, "  ".join("-" * w for w in widths))
-    out.append(f"bare Bottle+waitress hello: {hello['rate']:.0f} requests/s")
+    out.append(f"bare Bottle+waitress hello: {_hello(hello)}")
     for row in rows:
         for key, value in row.items():
             if isinstance(value, dict) and "error" in value:
                 out.append(f"{row['title']} {key}: {value['error']}")
     return out
+
+
+def _hello(hello):
+    if "error" in hello:
+        return f"not measured: {hello['error'].splitlines()[0]}"
+    return f"{hello['rate']:.0f} requests/s"
 
 
 def markdown_table(rows, hello):
@@ -106,8 +118,11 @@ def _redis_server():
 
         from bench.compare import REDIS_URL
 
-        info = redis.Redis.from_url(REDIS_URL, socket_timeout=2).info("server")
-        return info.get("redis_version", "?")
+        client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+        found = client.info("server").get("redis_version", "?")
+        kept = client.config_get("appendonly").get("appendonly")
+        saves = client.config_get("save").get("save")
+        return f"{found} (appendonly {kept}, save {saves!r})"
     except Exception:
         return "not reachable"
 
@@ -138,7 +153,7 @@ def plot(rows, path):
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("share of webhooks answered within")
-    axes[1].legend(loc="lower right", fontsize=8)
+    axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle("Webhook latency, one client, one webhook at a time")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -175,13 +190,15 @@ def write_doc(path, run):
         plan=plan["name"],
         versions=", ".join(f"{k} {v}" for k, v in info["versions"].items()),
         table=markdown_table(rows, hello),
-        hello=f"{hello['rate']:.0f}",
+        hello=_hello(hello),
         image=image.name,
         latency_requests=plan["latency_requests"],
         slow_requests=plan["slow_requests"],
         inline_slow=plan["inline_slow_requests"],
         seconds=f"{plan['throughput_seconds']:g}",
         orders=plan["backlog_orders"],
+        quiet=run.get("quiet", backlog.QUIET),
+        delay_ms=1000 * run.get("delay", backlog.DELAY),
         errors="\n".join(
             f"- {row['title']}, {key}: {value['error'].splitlines()[0]}"
             for row in rows
@@ -210,10 +227,12 @@ runs the full version.
 
 {table}
 
-A bare Bottle+waitress hello route served {hello} requests/s at 8
-connections in the same run; "÷ hello" is each peer's webhook rate over it.
+A bare Bottle+waitress hello route, 8 connections, same run: {hello};
+"÷ hello" is each peer's webhook rate over it.
 
-Figures that could not be taken: {errors}
+Figures that could not be taken:
+
+{errors}
 
 ![Webhook latency distributions](./{image})
 
@@ -240,8 +259,9 @@ the pool's size, Huey's `-w`, Celery's `--concurrency`; 8 waitress threads.
 4. **Celery (Redis)** (`bench/peers/celery_queue.py`): one task per send,
    `.delay()` after the commit, the Redis broker on this machine,
    `task_acks_late`, `task_reject_on_worker_lost`, prefetch 1, a visibility
-   timeout of 15 s (Redis hands a taken, unacknowledged message out again
-   after it), `celery worker --concurrency 4` (prefork).
+   timeout of 15 s (a taken message not acknowledged by then is handed out
+   again; 1 h by default) with kombu looking for such messages every second,
+   `celery worker --concurrency 4` (prefork).
 5. **this service**: `python server.py`, with the outbox, the pool and the
    sweeper, and a lease of 15 s (`NOTIFIER_LEASE_SECONDS`): the span after
    which a dead sender's rows are taken again, the same as Celery's
@@ -263,15 +283,20 @@ the pool's size, Huey's `-w`, Celery's `--concurrency`; 8 waitress threads.
   and Celery.
 - **kill -9 and SIGTERM** (`bench/backlog.py`): {orders} orders paid over 8
   connections, each webhook retried until it is answered 2xx, as a gateway
-  retries; each channel takes 50 ms per message. Once a third of the
+  retries; each channel takes {delay_ms:g} ms per message. Once a third of the
   messages has arrived, the peer gets the signal: SIGKILL to every process of
-  the app and of the worker (their whole process groups, as when a host
-  dies), or SIGTERM to the app and the worker (as a service manager stops
-  them). As soon as all have exited the peer is started again, and the run
-  waits until every paid order's three messages have arrived or nothing has
-  arrived for 25 s. Counted from the stand-ins' own records by each
+  the app and of the worker (their whole process groups, as when they crash;
+  the Redis server keeps running), or SIGTERM to the app's and the worker's
+  main processes (as a service manager stops them). As soon as all have
+  exited the peer is started again, and the run waits until nothing has
+  arrived for {quiet:g} s, longer than any peer waits before it hands a dead
+  sender's work out again. Counted from the stand-ins' own records by each
   message's key: **missing** (notifications of paid orders that never
-  arrived), **dup** (messages beyond the first per notification), **done s**
-  (seconds from the restart to the last message), **stop s** (seconds from
-  SIGTERM until every process had exited).
+  arrived), **dup** (messages beyond the first per notification), **last msg
+  s** (seconds from the restart to the last message; "none" when nothing
+  came after the restart), **stop s** (seconds from SIGTERM until the app's
+  and the worker's main processes had exited). A message counts once its
+  stand-in has it: a WhatsApp request on arrival, an email once the SMTP
+  server accepted its data. For the inline peer the last message mostly
+  marks the gateway's retries paying the orders left, not a recovery.
 """
