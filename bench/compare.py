@@ -20,6 +20,7 @@ row instead of figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -141,26 +142,34 @@ def why_not(peer):
 # -- measurements ------------------------------------------------------------
 
 
-def latency(peer, plan, delay, requests):
-    with temp_dir(f"cmp-latency-{peer.name}") as tmp, stand_ins(delay) as (s, w):
+@contextlib.contextmanager
+def _running(peer, delay, orders, prefix):
+    """`peer` up on a fresh database of `orders` pending orders, beside
+    stand-ins taking `delay` per message; yields (running, smtp, whatsapp)."""
+    with temp_dir(f"cmp-{peer.name}") as tmp, stand_ins(delay) as (smtp, wa):
         db = tmp / "shop.db"
-        count = requests + plan.warmup
-        seed(db, count, prefix="L-")
-        with Running(peer, make_env(peer)(db, s, w, tmp), tmp) as running:
+        seed(db, orders, prefix=prefix)
+        with Running(peer, make_env(peer)(db, smtp, wa, tmp), tmp) as running:
             running.start()
-            result = run_load(
-                running.port,
-                "/payments/webhook",
-                "L-",
-                count,
-                threads=1,
-                requests=requests,
-                warmup=plan.warmup if delay == 0 else 0,
-                expect="paid",
-                latencies=True,
-            )
-            if delay == 0:
-                _wait_for_messages(peer, running, s, w, 3 * count)
+            yield running, smtp, wa
+
+
+def latency(peer, plan, delay, requests):
+    count = requests + plan.warmup
+    with _running(peer, delay, count, "L-") as (running, smtp, whatsapp):
+        result = run_load(
+            running.port,
+            "/payments/webhook",
+            "L-",
+            count,
+            threads=1,
+            requests=requests,
+            warmup=plan.warmup if delay == 0 else 0,
+            expect="paid",
+            latencies=True,
+        )
+        if delay == 0:
+            _wait_for_messages(peer, running, smtp, whatsapp, 3 * count)
     _check(peer, result)
     return result
 
@@ -178,21 +187,18 @@ def _wait_for_messages(peer, running, smtp, whatsapp, count, timeout=60.0):
 
 
 def throughput(peer, plan):
-    with temp_dir(f"cmp-rate-{peer.name}") as tmp, stand_ins(0.0) as (s, w):
-        db = tmp / "shop.db"
-        seed(db, plan.throughput_orders, prefix="T-")
-        with Running(peer, make_env(peer)(db, s, w, tmp), tmp) as running:
-            running.start()
-            result = run_load(
-                running.port,
-                "/payments/webhook",
-                "T-",
-                plan.throughput_orders,
-                threads=CONNECTIONS,
-                seconds=plan.throughput_seconds,
-                warmup=plan.throughput_warmup,
-                expect="paid",
-            )
+    orders = plan.throughput_orders
+    with _running(peer, 0.0, orders, "T-") as (running, _, _):
+        result = run_load(
+            running.port,
+            "/payments/webhook",
+            "T-",
+            orders,
+            threads=CONNECTIONS,
+            seconds=plan.throughput_seconds,
+            warmup=plan.throughput_warmup,
+            expect="paid",
+        )
     _check(peer, result)
     return result
 
