@@ -3,7 +3,6 @@ loopback stand-in of Moyasar's API. Neither the webhook body nor the return's
 query is believed: the payment fetched from the API decides."""
 
 import json
-import threading
 import time
 import uuid
 
@@ -12,6 +11,7 @@ import pytest
 from notifier.errors import RequestError
 from notifier.gateways import moyasar
 from notifier.settings import Settings
+from tests import racing
 from tests.fakes.moyasar_api import MoyasarApiStandIn
 
 SECRET_KEY = "sk_test_moyasar_key"
@@ -297,23 +297,10 @@ def test_return_errors(live, api, payment_id, fail_with, status):
 
 def race(live, obj):
     """The webhook and the browser return of one payment, released together."""
-    barrier = threading.Barrier(2)
-    answers = {}
-
-    def webhook():
-        barrier.wait()
-        answers["webhook"] = post(live, event(obj)).json()["status"]
-
-    def browser():
-        barrier.wait()
-        answers["return"] = back(live, obj["id"])
-
-    threads = [threading.Thread(target=webhook), threading.Thread(target=browser)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return answers
+    return racing.race(
+        lambda: post(live, event(obj)).json()["status"],
+        lambda: back(live, obj["id"]),
+    )
 
 
 def test_webhook_racing_the_return_sends_one_set(live, api, smtp, whatsapp):

@@ -3,7 +3,6 @@
 `?paymentId=...` checked with GetPaymentStatus on a loopback stand-in."""
 
 import json
-import threading
 import time
 from decimal import Decimal
 
@@ -13,6 +12,7 @@ from notifier.errors import RequestError
 from notifier.gateways import ADAPTERS
 from notifier.gateways import myfatoorah as mf
 from notifier.settings import Settings
+from tests import racing
 from tests.fakes.myfatoorah_api import MyFatoorahApiStandIn
 
 SECRET = "mf-webhook-secret"
@@ -490,23 +490,10 @@ def test_return_without_an_api_key_answers_503(make_service, mf_api):
 
 def race(live, reference, payment_id):
     """The webhook and the browser return of one payment, released together."""
-    barrier = threading.Barrier(2)
-    answers = {}
-
-    def webhook():
-        barrier.wait()
-        answers["webhook"] = post(live, data_for(reference, payment_id=payment_id))
-
-    def back():
-        barrier.wait()
-        answers["return"] = browser_return(live, payment_id)
-
-    threads = [threading.Thread(target=webhook), threading.Thread(target=back)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return answers
+    return racing.race(
+        lambda: post(live, data_for(reference, payment_id=payment_id)),
+        lambda: browser_return(live, payment_id),
+    )
 
 
 def test_webhook_racing_the_return_sends_one_set(live_mf_api, mf_api, smtp, whatsapp):

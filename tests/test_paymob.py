@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import json
-import threading
 import time
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from notifier.errors import NotifierError, RequestError
 from notifier.gateways import paymob
 from notifier.settings import Settings
+from tests import racing
 
 SECRET = "paymob-test-hmac-secret"
 
@@ -210,24 +210,11 @@ def test_response_callback_spellings_of_the_docs_are_accepted(
 
 
 def race(live, reference, gateway_order_id, txn_id):
-    barrier = threading.Barrier(2)
-    answers = {}
     obj = order_obj(gateway_order_id, txn_id=txn_id)
-
-    def webhook():
-        barrier.wait()
-        answers["webhook"] = post(live, obj).json()["status"]
-
-    def browser():
-        barrier.wait()
-        answers["return"] = back(live, obj)
-
-    threads = [threading.Thread(target=webhook), threading.Thread(target=browser)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return answers
+    return racing.race(
+        lambda: post(live, obj).json()["status"],
+        lambda: back(live, obj),
+    )
 
 
 def test_webhook_racing_the_return_sends_one_set(live_paymob, smtp, whatsapp):

@@ -1,7 +1,6 @@
 """Stripe callbacks as Stripe sends them, verified as its own library does."""
 
 import json
-import threading
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 from notifier.errors import RequestError
 from notifier.gateways.stripe import verify
+from tests import racing
 from tests.fakes.stripe_api import StripeApiStandIn
 
 SECRET = "whsec_test_secret"
@@ -327,24 +327,11 @@ def test_return_errors(live_stripe, stripe_api, session_id, fail_with, status):
 
 def race(live, reference, n):
     """The webhook and the browser return of one payment, released together."""
-    barrier = threading.Barrier(2)
-    answers = {}
-
-    def webhook():
-        barrier.wait()
-        event = checkout_completed(reference, event_id=f"evt_r{n}")
-        answers["webhook"] = post(live, event).json()["status"]
-
-    def back():
-        barrier.wait()
-        answers["return"] = browser_return(live, f"cs_test_r{n}")
-
-    threads = [threading.Thread(target=webhook), threading.Thread(target=back)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return answers
+    event = checkout_completed(reference, event_id=f"evt_r{n}")
+    return racing.race(
+        lambda: post(live, event).json()["status"],
+        lambda: browser_return(live, f"cs_test_r{n}"),
+    )
 
 
 def test_webhook_racing_the_return_sends_one_set(

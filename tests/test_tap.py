@@ -4,7 +4,6 @@
 import hashlib
 import hmac
 import json
-import threading
 import time
 from decimal import Decimal
 
@@ -12,6 +11,7 @@ import pytest
 
 from notifier.errors import RequestError
 from notifier.gateways import tap
+from tests import racing
 from tests.fakes.tap_api import TapApiStandIn, encode
 
 SECRET = "sk_test_XKokBfNWv6FIYuTMg5sLPjhJ"  # the sandbox key of Tap's docs
@@ -424,23 +424,10 @@ def test_return_errors(live_tap, tap_api, tap_id, status):
 
 def race(live, obj):
     """The webhook and the redirect of one charge, released together."""
-    barrier = threading.Barrier(2)
-    answers = {}
-
-    def webhook():
-        barrier.wait()
-        answers["webhook"] = post_charge(live, obj).json()["status"]
-
-    def browser():
-        barrier.wait()
-        answers["return"] = back(live, obj["id"])
-
-    threads = [threading.Thread(target=webhook), threading.Thread(target=browser)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return answers
+    return racing.race(
+        lambda: post_charge(live, obj).json()["status"],
+        lambda: back(live, obj["id"]),
+    )
 
 
 def test_webhook_racing_the_return_sends_one_set(live_tap, tap_api, smtp, whatsapp):
