@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 
 import requests
 
-from bench.common import seed, stand_ins, temp_dir
+from bench.common import read_only, seed, stand_ins, temp_dir
 from bench.peers.procs import Running
 from tests.client import Client, event_body
 
@@ -129,8 +128,7 @@ def received(smtp, whatsapp):
 
 def expected_keys(db_path):
     """The keys of every notification row of a paid order."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=15)
-    try:
+    with read_only(db_path) as conn:
         rows = conn.execute(
             "SELECT n.id FROM notifications n JOIN orders o ON o.id = n.order_id"
             " WHERE o.status = 'paid'"
@@ -138,8 +136,6 @@ def expected_keys(db_path):
         paid = conn.execute(
             "SELECT COUNT(*) FROM orders WHERE status = 'paid'"
         ).fetchone()[0]
-    finally:
-        conn.close()
     return {f"notification-{nid}" for (nid,) in rows}, paid
 
 

@@ -25,7 +25,6 @@ import json
 import random
 import shutil
 import signal
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import free_port, stand_ins
+from bench.common import free_port, read_only, stand_ins, state_counts
 from tests.client import Client, event_body, order_body
 from tests.conftest import ADMIN, service_env
 from tests.proc import ServiceProcess
@@ -232,8 +231,7 @@ class Service:
 
 
 def read_db(db_path):
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=15)
-    try:
+    with read_only(db_path) as conn:
         orders = conn.execute(
             "SELECT id, reference, status, paid_at, customer_email, courier_phone"
             " FROM orders"
@@ -245,21 +243,7 @@ def read_db(db_path):
         events = conn.execute(
             "SELECT order_id, event_id, outcome FROM payment_events"
         ).fetchall()
-    finally:
-        conn.close()
     return orders, notes, events
-
-
-def state_counts(db_path):
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=15)
-    try:
-        return dict(
-            conn.execute(
-                "SELECT state, COUNT(*) FROM notifications GROUP BY state"
-            ).fetchall()
-        )
-    finally:
-        conn.close()
 
 
 # -- the run ----------------------------------------------------------------------

@@ -467,29 +467,30 @@ def _outbox_row(order_id, kind, now):
     }
 
 
-def state_counts(db_path):
-    """Outbox rows per state, read with a plain sqlite3 connection."""
+@contextlib.contextmanager
+def read_only(db_path):
+    """A plain sqlite3 connection that can only read, closed on exit."""
     import sqlite3
 
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=15)
     try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def state_counts(db_path):
+    """Outbox rows per state, read with a plain sqlite3 connection."""
+    with read_only(db_path) as conn:
         rows = conn.execute(
             "SELECT state, COUNT(*) FROM notifications GROUP BY state"
         ).fetchall()
-    finally:
-        conn.close()
     return dict(rows)
 
 
 def sent_times(db_path):
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=15)
-    try:
-        rows = conn.execute(
+    with read_only(db_path) as conn:
+        return conn.execute(
             "SELECT MIN(sent_at), MAX(sent_at), COUNT(*) FROM notifications "
             "WHERE state = 'sent'"
         ).fetchone()
-    finally:
-        conn.close()
-    return rows
