@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import requests
 
-from bench.common import read_only, seed, stand_ins, temp_dir
-from bench.peers.procs import Running
+from bench.common import read_only
+from bench.peers.procs import up
 from tests.client import Client, event_body
 
 ORDERS = 300
@@ -142,15 +142,10 @@ def expected_keys(db_path):
 def run(peer, sig, make_env, orders=ORDERS, quiet=QUIET, out=print):
     """One blow to `peer` mid-backlog; returns an Outcome."""
     references = [f"B-{i}" for i in range(orders)]
-    with temp_dir(f"backlog-{peer.name}") as tmp, stand_ins(DELAY) as (smtp, wa):
-        db = tmp / "shop.db"
-        seed(db, orders, prefix="B-")
-        env = make_env(db, smtp, wa, tmp)
-        running = Running(peer, env, tmp)
-        gateway = None
+    with up(peer, make_env, DELAY, orders, "B-") as on:
+        running, smtp, wa, db = on.running, on.smtp, on.whatsapp, on.db
+        gateway = Gateway(running.port, references)
         try:
-            running.start()
-            gateway = Gateway(running.port, references)
             gateway.start()
             goal = int(orders * 3 * BLOW_AT)
             deadline = time.monotonic() + LIMIT
@@ -203,8 +198,6 @@ def run(peer, sig, make_env, orders=ORDERS, quiet=QUIET, out=print):
             )
             return outcome
         finally:
-            running.stop()
-            if gateway is not None:
-                gateway.stopped.set()
-                with gateway.lock:
-                    gateway.todo.clear()
+            gateway.stopped.set()
+            with gateway.lock:
+                gateway.todo.clear()

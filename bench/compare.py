@@ -20,7 +20,6 @@ row instead of figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -37,11 +36,9 @@ from bench.common import (
     free_port,
     log,
     run_load,
-    seed,
-    stand_ins,
     temp_dir,
 )
-from bench.peers.procs import BY_NAME, PEERS, Running
+from bench.peers.procs import BY_NAME, PEERS, up
 from bench.report import machine, table_lines, write_doc
 
 SLOW = 2.0  # seconds each channel takes for the slow latency run
@@ -142,23 +139,11 @@ def why_not(peer):
 # -- measurements ------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _running(peer, delay, orders, prefix):
-    """`peer` up on a fresh database of `orders` pending orders, beside
-    stand-ins taking `delay` per message; yields (running, smtp, whatsapp)."""
-    with temp_dir(f"cmp-{peer.name}") as tmp, stand_ins(delay) as (smtp, wa):
-        db = tmp / "shop.db"
-        seed(db, orders, prefix=prefix)
-        with Running(peer, make_env(peer)(db, smtp, wa, tmp), tmp) as running:
-            running.start()
-            yield running, smtp, wa
-
-
 def latency(peer, plan, delay, requests):
     count = requests + plan.warmup
-    with _running(peer, delay, count, "L-") as (running, smtp, whatsapp):
+    with up(peer, make_env(peer), delay, count, "L-") as on:
         result = run_load(
-            running.port,
+            on.running.port,
             "/payments/webhook",
             "L-",
             count,
@@ -169,28 +154,28 @@ def latency(peer, plan, delay, requests):
             latencies=True,
         )
         if delay == 0:
-            _wait_for_messages(peer, running, smtp, whatsapp, 3 * count)
+            _wait_for_messages(peer, on, 3 * count)
     _check(peer, result)
     return result
 
 
-def _wait_for_messages(peer, running, smtp, whatsapp, count, timeout=60.0):
+def _wait_for_messages(peer, on, count, timeout=60.0):
     """Every paid order's three messages arrive: the peer really sends."""
     deadline = time.monotonic() + timeout
-    while len(backlog.received(smtp, whatsapp)) < count:
+    while len(backlog.received(on.smtp, on.whatsapp)) < count:
         if time.monotonic() > deadline:
-            got = len(backlog.received(smtp, whatsapp))
+            got = len(backlog.received(on.smtp, on.whatsapp))
             raise RuntimeError(
-                f"{peer.name}: {got} of {count} messages arrived:\n{running.tail()}"
+                f"{peer.name}: {got} of {count} messages arrived:\n{on.running.tail()}"
             )
         time.sleep(0.1)
 
 
 def throughput(peer, plan):
     orders = plan.throughput_orders
-    with _running(peer, 0.0, orders, "T-") as (running, _, _):
+    with up(peer, make_env(peer), 0.0, orders, "T-") as on:
         result = run_load(
-            running.port,
+            on.running.port,
             "/payments/webhook",
             "T-",
             orders,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import PYTHON, ROOT, http_status
+from bench.common import PYTHON, ROOT, http_status, seed, stand_ins, temp_dir
 from tests.proc import KEEP_ENV
 
 STOP_TIMEOUT = 60.0  # a SIGTERM'd peer still running after this is killed
@@ -72,7 +73,7 @@ BY_NAME = {peer.name: peer for peer in PEERS}
 
 class Running:
     """A peer's processes on one port, each in a session of its own so a
-    SIGKILL can take a worker's children with it, as a crash of its host
+    SIGKILL can take a worker's children with it, as a crash of the worker
     would."""
 
     def __init__(self, peer, env, log_dir):
@@ -165,3 +166,24 @@ def _killpg(proc, sig):
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+@dataclass
+class Up:
+    running: Running
+    smtp: object  # the stand-ins the peer sends to
+    whatsapp: object
+    db: Path
+
+
+@contextlib.contextmanager
+def up(peer, make_env, delay, orders, prefix):
+    """`peer` started on a fresh database of `orders` pending orders (references
+    PREFIX0, PREFIX1, ...) beside stand-ins taking `delay` per message, and
+    stopped on exit. `make_env(db, smtp, whatsapp, tmp)` gives its settings."""
+    with temp_dir(f"peer-{peer.name}") as tmp, stand_ins(delay) as (smtp, wa):
+        db = tmp / "shop.db"
+        seed(db, orders, prefix=prefix)
+        with Running(peer, make_env(db, smtp, wa, tmp), tmp) as running:
+            running.start()
+            yield Up(running, smtp, wa, db)
