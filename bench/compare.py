@@ -20,6 +20,7 @@ row instead of figures.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -78,7 +79,8 @@ QUICK = Plan("quick", 40, 20, 2, 3, 2, 2, 4000, 60)
 
 
 def make_env(peer):
-    """A function (db, smtp, whatsapp, tmp) -> environment for `peer`."""
+    """A function (db, smtp, whatsapp, tmp) -> environment for `peer`; for a
+    peer on Redis it empties the comparison's database there first."""
 
     def build(db, smtp, whatsapp, tmp):
         env = env_for(db, smtp, whatsapp, free_port(), **SETTINGS)
@@ -111,14 +113,13 @@ def _foreign_keys(client):
 
 def why_not(peer):
     """Why `peer` cannot run on this machine, or None."""
-    modules = {"huey": "huey", "celery": "celery"}
-    name = modules.get(peer.name)
-    if name:
+    if peer.package:
         try:
-            __import__(name)
+            importlib.import_module(peer.package)
         except ImportError:
             return (
-                f"{name} is not installed (pip install -r bench/requirements-peers.txt)"
+                f"{peer.package} is not installed "
+                "(pip install -r bench/requirements-peers.txt)"
             )
     if peer.broker == "redis":
         try:

@@ -20,53 +20,33 @@ STOP_TIMEOUT = 60.0  # a SIGTERM'd peer still running after this is killed
 class Peer:
     name: str
     title: str  # the table's row name
-    app: tuple  # argv after the interpreter
-    worker: tuple = ()  # argv after the interpreter, or none
+    app: str  # the app's command line after the interpreter
+    worker: str = ""  # the worker's, if it has one
+    package: str = ""  # the library it needs (bench/requirements-peers.txt)
     broker: str = ""  # "redis" when it needs the Redis server
 
 
 PEERS = (
-    Peer("inline", "inline sends", ("-m", "bench.peers.serve", "inline")),
-    Peer(
-        "thread_pool",
-        "thread pool + atexit",
-        ("-m", "bench.peers.serve", "thread_pool"),
-    ),
+    Peer("inline", "inline sends", "-m bench.peers.serve inline"),
+    Peer("thread_pool", "thread pool + atexit", "-m bench.peers.serve thread_pool"),
     Peer(
         "huey",
         "Huey (SQLite)",
-        ("-m", "bench.peers.serve", "huey"),
-        (
-            "-m",
-            "huey.bin.huey_consumer",
-            "bench.peers.huey_queue.huey",
-            "-k",
-            "thread",
-            "-w",
-            "4",
-            "-g",
-            "TERM",
-            "--quiet",
-        ),
-    ),  # fmt: skip
+        "-m bench.peers.serve huey",
+        "-m huey.bin.huey_consumer bench.peers.huey_queue.huey"
+        " -k thread -w 4 -g TERM --quiet",
+        package="huey",
+    ),
     Peer(
         "celery",
         "Celery (Redis)",
-        ("-m", "bench.peers.serve", "celery"),
-        (
-            "-m",
-            "celery",
-            "-A",
-            "bench.peers.celery_queue",
-            "worker",
-            "--concurrency",
-            "4",
-            "--loglevel",
-            "WARNING",
-        ),
+        "-m bench.peers.serve celery",
+        "-m celery -A bench.peers.celery_queue worker"
+        " --concurrency 4 --loglevel WARNING",
+        package="celery",
         broker="redis",
-    ),  # fmt: skip
-    Peer("service", "this service", ("server.py",)),
+    ),
+    Peer("service", "this service", "server.py"),
 )
 BY_NAME = {peer.name: peer for peer in PEERS}
 
@@ -87,14 +67,14 @@ class Running:
 
     def start(self, timeout=60.0):
         self.starts += 1
-        for role, argv in (("app", self.peer.app), ("worker", self.peer.worker)):
-            if not argv:
+        for role, line in (("app", self.peer.app), ("worker", self.peer.worker)):
+            if not line:
                 continue
             log = open(self.log_dir / f"{self.peer.name}-{role}.log", "ab")
             log.write(f"\n===== start {self.starts}\n".encode())
             log.flush()
             proc = subprocess.Popen(
-                [PYTHON, *argv],
+                [PYTHON, *line.split()],
                 cwd=ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
